@@ -1,0 +1,234 @@
+import { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { freePort } from './ports';
+import {
+  createHarnessDir,
+  isAlive,
+  keepDirAtExit,
+  kill9Child,
+  logTail,
+  recordChildPid,
+  removeDirAtExit,
+  spawnTracked,
+  sweepStaleHarnessDirs,
+  terminate,
+} from './processes';
+import { waitFor } from './wait';
+
+const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
+
+export interface PrivateNatsOptions {
+  /** Fixed client port; by default a free one is picked (and re-picked if the bind races). */
+  port?: number;
+  /** Extra nats-server config text (jetstream domain, leafnodes, accounts, ...). */
+  config?: string;
+  /** server_name; defaults to one derived from the temp dir (unique, stable across restarts). */
+  name?: string;
+  /** Readiness deadline for each start; default 20 s. */
+  startTimeoutMs?: number;
+}
+
+/** The parsed INFO line a NATS server sends first on every client connection. */
+export interface NatsServerInfo {
+  server_id: string;
+  server_name: string;
+  version: string;
+  port: number;
+  jetstream?: boolean;
+  [key: string]: unknown;
+}
+
+/** Connect to host:port and read the greeting line; resolves only if it is a NATS `INFO {...}`. */
+export function readNatsInfo(port: number, host = '127.0.0.1', timeoutMs = 2_000): Promise<NatsServerInfo> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port });
+    let buf = '';
+    const done = (err: Error | undefined, info?: NatsServerInfo): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(info!);
+    };
+    const timer = setTimeout(
+      () => done(new Error(`no INFO from ${host}:${port} within ${timeoutMs}ms`)),
+      timeoutMs,
+    );
+    sock.setEncoding('utf8');
+    sock.on('error', (err) => done(err));
+    sock.on('close', () => done(new Error(`${host}:${port} closed before sending INFO`)));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      const eol = buf.indexOf('\r\n');
+      if (eol < 0) return;
+      const line = buf.slice(0, eol);
+      if (!line.startsWith('INFO ')) {
+        done(new Error(`unexpected greeting from ${host}:${port}: ${line.slice(0, 200)}`));
+        return;
+      }
+      try {
+        done(undefined, JSON.parse(line.slice(5)) as NatsServerInfo);
+      } catch (err) {
+        done(err as Error);
+      }
+    });
+  });
+}
+
+/**
+ * A throwaway nats-server with JetStream, owned by one test: own port, store dir and process, so
+ * fault tests can stop, crash and restart it without touching the shared server.
+ */
+export class PrivateNats {
+  readonly dir: string;
+  readonly storeDir: string;
+  readonly logFile: string;
+  readonly configFile: string | undefined;
+  readonly name: string;
+  private _port: number;
+  private child: ChildProcess | undefined;
+  private readonly config: string | undefined;
+  private readonly startTimeoutMs: number;
+
+  private constructor(dir: string, port: number, opts: PrivateNatsOptions) {
+    this.dir = dir;
+    this.storeDir = path.join(dir, 'js');
+    this.logFile = path.join(dir, 'nats.log');
+    this.config = opts.config;
+    this.configFile = opts.config === undefined ? undefined : path.join(dir, 'nats.conf');
+    this.name = opts.name ?? path.basename(dir);
+    this._port = port;
+    this.startTimeoutMs = opts.startTimeoutMs ?? 20_000;
+  }
+
+  static async start(opts: PrivateNatsOptions = {}): Promise<PrivateNats> {
+    sweepStaleHarnessDirs();
+    const nats = new PrivateNats(createHarnessDir('nats'), opts.port ?? (await freePort()), opts);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await nats.start();
+          break;
+        } catch (err) {
+          const bindRace = /address already in use|error listening/i.test(String((err as Error).message));
+          if (opts.port !== undefined || !bindRace || attempt >= 5) throw err;
+          nats._port = await freePort();
+        }
+      }
+      return nats;
+    } catch (err) {
+      await nats.destroy().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get port(): number {
+    return this._port;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this._port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child && isAlive(this.child) ? this.child.pid : undefined;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && isAlive(this.child);
+  }
+
+  /** Start on the same port and store dir; resolves once the client port greets with INFO. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    // Command-line flags override the config file in nats-server, so listen/JetStream/store dir
+    // are always ours even if the extra config text sets them too.
+    const args = ['-a', '127.0.0.1', '-p', String(this._port), '-js', '-sd', this.storeDir, '-n', this.name];
+    if (this.configFile !== undefined) {
+      fs.writeFileSync(this.configFile, this.renderConfig());
+      args.push('-c', this.configFile);
+    }
+    const logFrom = fs.existsSync(this.logFile) ? fs.statSync(this.logFile).size : 0;
+    const fd = fs.openSync(this.logFile, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawnTracked(NATS_SERVER, args, { cwd: this.dir, stdio: ['ignore', fd, fd] });
+    } finally {
+      fs.closeSync(fd);
+    }
+    this.child = child;
+    recordChildPid(this.dir, child.pid);
+    removeDirAtExit(this.dir);
+
+    const died = new AbortController();
+    child.once('exit', (code, signal) =>
+      died.abort(new Error(`nats-server exited during startup (code ${code}, signal ${signal})`)),
+    );
+    child.once('error', (err) => died.abort(err));
+    try {
+      await waitFor(
+        async () => {
+          const info = await readNatsInfo(this._port, '127.0.0.1', 1_000);
+          // The INFO could come from a stranger who grabbed the port; check it is ours.
+          if (info.server_name !== this.name) throw new Error(`port taken by server ${info.server_name}`);
+          return info.jetstream === true ? info : undefined;
+        },
+        {
+          timeoutMs: this.startTimeoutMs,
+          intervalMs: 25,
+          what: `nats-server on 127.0.0.1:${this._port}`,
+          signal: died.signal,
+        },
+      );
+    } catch (err) {
+      await kill9Child(child).catch(() => undefined);
+      throw new Error(
+        `PrivateNats failed to start on port ${this._port}: ${(err as Error).message}\n` +
+          `--- ${this.logFile} ---\n${logTail(this.logFile, logFrom)}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** Graceful stop (SIGTERM), escalating to SIGKILL after 15 s. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || !isAlive(child)) return;
+    await terminate(child, { signal: 'SIGTERM', timeoutMs: 15_000 });
+  }
+
+  /** SIGKILL the server: no flush, clients see the socket drop; start() recovers the store. */
+  async kill9(): Promise<void> {
+    const child = this.child;
+    if (!child || !isAlive(child)) return;
+    await kill9Child(child);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  /** Stop if running and remove the temp dir. Idempotent. */
+  async destroy(): Promise<void> {
+    await this.stop().catch(() => (this.child ? kill9Child(this.child) : undefined));
+    fs.rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });
+    keepDirAtExit(this.dir);
+  }
+
+  private renderConfig(): string {
+    const extra = this.config ?? '';
+    // A second top-level `jetstream` block would replace ours, so only add it when the caller
+    // has none; the -sd flag still pins the store dir in that case.
+    const hasJetStream = /^\s*jetstream\s*[:={]/m.test(extra);
+    return [
+      '# written by test/harness/private-nats.ts',
+      `listen: 127.0.0.1:${this._port}`,
+      `server_name: ${JSON.stringify(this.name)}`,
+      hasJetStream ? '' : `jetstream { store_dir: ${JSON.stringify(this.storeDir)} }`,
+      extra,
+      '',
+    ].join('\n');
+  }
+}
