@@ -1,0 +1,345 @@
+import {
+  type Change,
+  type CommittedEvent,
+  ConflictError,
+  cloneState,
+  emptyState,
+  evolveInPlace,
+  type MeshState,
+  type ResourceRef,
+} from '@meshplane/domain';
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import { checkAppendOptions, prepareAppend, writeChangeSet } from './append';
+import { createKysely, createPool, isConnectionError } from './connection';
+import { LogReader } from './log-reader';
+import { toEvent, toStoredResource } from './rows';
+import type { LogDatabase } from './schema';
+import { type SnapshotInfo, SnapshotRepository } from './snapshots';
+import type {
+  AppendOptions,
+  AppendResult,
+  ChangeSet,
+  ChangeSetFilter,
+  ChangeSetHeader,
+  Head,
+  ResourceHistoryEntry,
+  VerifyResult,
+} from './types';
+import { verifyChain } from './verify';
+
+export interface EventStoreOptions {
+  databaseUrl: string;
+  /** Cluster name recorded on every change set. */
+  cluster?: string;
+  /** A snapshot is written every N revisions (0 disables). */
+  snapshotInterval?: number;
+  poolSize?: number;
+  applicationName?: string;
+  onError?: (err: Error) => void;
+}
+
+/**
+ * The append-only, hash-chained log of revisions. Appends are serialized on the
+ * one-row head (SELECT ... FOR UPDATE), which makes revisions dense and commit
+ * ordered and gives each hash its predecessor. The process keeps the state at
+ * the head in memory so that validation and no-op detection need no queries;
+ * it catches up from the log whenever another process appended.
+ */
+export class EventStore {
+  readonly reader: LogReader;
+  readonly snapshots: SnapshotRepository;
+  readonly cluster: string;
+  readonly snapshotInterval: number;
+  private cache: MeshState | undefined;
+  private pendingSnapshots = new Set<Promise<unknown>>();
+
+  private constructor(
+    readonly pool: pg.Pool,
+    readonly db: Kysely<LogDatabase>,
+    opts: EventStoreOptions,
+  ) {
+    this.cluster = opts.cluster ?? 'local';
+    this.snapshotInterval = opts.snapshotInterval ?? 1000;
+    this.reader = new LogReader(db);
+    this.snapshots = new SnapshotRepository(db);
+  }
+
+  static async open(opts: EventStoreOptions): Promise<EventStore> {
+    const pool = createPool(opts.databaseUrl, {
+      max: opts.poolSize ?? 10,
+      applicationName: opts.applicationName ?? 'meshplane-event-store',
+      ...(opts.onError ? { onError: opts.onError } : {}),
+    });
+    const store = new EventStore(pool, createKysely<LogDatabase>(pool), opts);
+    try {
+      await store.ping();
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return store;
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    await this.flushSnapshots();
+    await this.db.destroy();
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  async append(changes: Change[], opts: AppendOptions): Promise<AppendResult> {
+    checkAppendOptions(opts);
+    for (let attempt = 1; ; attempt++) {
+      const phase = { commitSent: false };
+      try {
+        return await this.appendOnce(changes, opts, phase);
+      } catch (err) {
+        // A connection that died before COMMIT was sent rolled back for sure (a pooled
+        // connection the server closed while idle, a restart): retrying is safe. Once
+        // COMMIT was sent the outcome is unknown, and the caller decides (idempotency key).
+        if (!isConnectionError(err) || phase.commitSent || attempt >= 3) throw err;
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
+  }
+
+  private async appendOnce(
+    changes: Change[],
+    opts: AppendOptions,
+    phase: { commitSent: boolean },
+  ): Promise<AppendResult> {
+    if (opts.idempotencyKey) {
+      const seen = await this.findIdempotent(opts);
+      if (seen) return { status: 'replayed', changeSet: seen };
+    }
+    const client = await this.pool.connect();
+    let committed: ChangeSet;
+    let failure: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const headRow = await client.query<{ revision: number; hash: string }>(
+        'SELECT revision, hash FROM mesh_head WHERE id FOR UPDATE',
+      );
+      const head = headRow.rows[0]!;
+      // Checked again under the lock: a concurrent request with the same key may just have committed.
+      if (opts.idempotencyKey) {
+        const seen = await this.findIdempotent(opts, client);
+        if (seen) {
+          await client.query('ROLLBACK');
+          return { status: 'replayed', changeSet: seen };
+        }
+      }
+      const state = await this.stateAtHead(client, head.revision);
+      const prepared = prepareAppend(state, head, changes, opts, this.cluster);
+      if (!prepared) {
+        await client.query('ROLLBACK');
+        return { status: 'unchanged', headRevision: head.revision };
+      }
+      await writeChangeSet(client, prepared);
+      phase.commitSent = true;
+      await client.query('COMMIT');
+      committed = prepared.changeSet;
+    } catch (err) {
+      // After a connection failure the commit's outcome is unknown: rebuild the cache from the log,
+      // and hand the broken client back so the pool discards it.
+      if (isConnectionError(err)) {
+        this.cache = undefined;
+        failure = err as Error;
+      } else {
+        await client.query('ROLLBACK').catch(() => undefined);
+      }
+      throw err;
+    } finally {
+      client.release(failure);
+    }
+    this.applyToCache(committed.events, committed.revision);
+    this.maybeSnapshot(committed);
+    return { status: 'appended', changeSet: committed };
+  }
+
+  private async findIdempotent(opts: AppendOptions, client?: pg.PoolClient): Promise<ChangeSet | undefined> {
+    const q =
+      'SELECT revision, idempotency_fingerprint FROM change_sets WHERE actor = $1 AND idempotency_key = $2';
+    const res = await (client ?? this.pool).query<{
+      revision: number;
+      idempotency_fingerprint: string | null;
+    }>(q, [opts.actor, opts.idempotencyKey]);
+    const row = res.rows[0];
+    if (!row) return undefined;
+    if (
+      opts.idempotencyFingerprint &&
+      row.idempotency_fingerprint &&
+      row.idempotency_fingerprint !== opts.idempotencyFingerprint
+    ) {
+      const head = await this.head();
+      throw new ConflictError(
+        `idempotency key was already used by revision ${row.revision} for a different request`,
+        head.revision,
+        [{ path: 'idempotencyKey', message: `used by revision ${row.revision} with another body` }],
+      );
+    }
+    return this.reader.getChangeSet(row.revision);
+  }
+
+  /** The in-memory state, brought to `headRevision` under the caller's head lock. */
+  private async stateAtHead(client: pg.PoolClient, headRevision: number): Promise<MeshState> {
+    if (!this.cache || this.cache.revision > headRevision) {
+      const rows = await client.query('SELECT kind, namespace, name, spec, version, origin FROM resources');
+      const state = emptyState();
+      for (const row of rows.rows) {
+        const r = toStoredResource(row);
+        state.resources.set(`${r.kind}/${r.namespace}/${r.name}`, r);
+      }
+      state.revision = headRevision;
+      this.cache = state;
+    } else if (this.cache.revision < headRevision) {
+      const rows = await client.query(
+        'SELECT revision, seq, kind, namespace, name, op, spec, prev_version, origin FROM events WHERE revision > $1 AND revision <= $2 ORDER BY revision, seq',
+        [this.cache.revision, headRevision],
+      );
+      this.applyToCache(rows.rows.map(toEvent), headRevision);
+    }
+    return this.cache;
+  }
+
+  /** Applies committed events once: callbacks may arrive after a catch-up already applied them. */
+  private applyToCache(events: CommittedEvent[], revision: number): void {
+    const cache = this.cache;
+    if (!cache || cache.revision >= revision) return;
+    // evolveInPlace advances cache.revision, so compare against where the cache started.
+    const from = cache.revision;
+    for (const e of events) if (e.revision > from) evolveInPlace(cache, e);
+    cache.revision = revision;
+  }
+
+  private maybeSnapshot(cs: ChangeSet): void {
+    if (this.snapshotInterval <= 0 || cs.revision % this.snapshotInterval !== 0) return;
+    const state = this.cache?.revision === cs.revision ? cloneState(this.cache) : undefined;
+    const job = (state ? this.snapshots.write(state, cs.hash) : this.createSnapshot(cs.revision))
+      .catch(() => undefined) // a missed snapshot only costs replay time; the next interval writes one
+      .finally(() => this.pendingSnapshots.delete(job));
+    this.pendingSnapshots.add(job);
+  }
+
+  async flushSnapshots(): Promise<void> {
+    await Promise.all([...this.pendingSnapshots]);
+  }
+
+  /** Writes a snapshot of the state at `revision` (default: head). */
+  async createSnapshot(revision?: number): Promise<SnapshotInfo | undefined> {
+    const rev = revision ?? (await this.head()).revision;
+    if (rev === 0) return undefined;
+    const state = await this.stateAt(rev);
+    const cs = await this.reader.changeSetRows(rev, rev);
+    return this.snapshots.write(state, cs[0]!.hash);
+  }
+
+  /**
+   * Drops the current-state projection and rebuilds it by replaying the log,
+   * under the head lock so no append interleaves.
+   */
+  async rebuildProjection(): Promise<{ revision: number; resources: number }> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const head = await client.query<{ revision: number }>(
+        'SELECT revision FROM mesh_head WHERE id FOR UPDATE',
+      );
+      const revision = head.rows[0]!.revision;
+      const state = await this.replay(revision);
+      await client.query('DELETE FROM resources');
+      const rs = [...state.resources.values()];
+      for (let i = 0; i < rs.length; i += 1000) {
+        const chunk = rs.slice(i, i + 1000);
+        await client.query(
+          `INSERT INTO resources (kind, namespace, name, spec, version, origin)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::bigint[], $6::text[])`,
+          [
+            chunk.map((r) => r.kind),
+            chunk.map((r) => r.namespace),
+            chunk.map((r) => r.name),
+            chunk.map((r) => JSON.stringify(r.spec)),
+            chunk.map((r) => r.version),
+            chunk.map((r) => r.origin ?? null),
+          ],
+        );
+      }
+      await client.query('COMMIT');
+      this.cache = undefined;
+      return { revision, resources: rs.length };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  head(): Promise<Head> {
+    return this.reader.head();
+  }
+
+  getChangeSet(revision: number): Promise<ChangeSet | undefined> {
+    return this.reader.getChangeSet(revision);
+  }
+
+  readRevisions(from: number, opts?: { to?: number; batchSize?: number }): AsyncGenerator<ChangeSet> {
+    return this.reader.readRevisions(from, opts);
+  }
+
+  listChangeSets(filter?: ChangeSetFilter): Promise<ChangeSetHeader[]> {
+    return this.reader.listChangeSets(filter);
+  }
+
+  resourceHistory(ref: ResourceRef): Promise<ResourceHistoryEntry[]> {
+    return this.reader.resourceHistory(ref);
+  }
+
+  /** The state at the head, read from the projection in one consistent snapshot. */
+  async currentState(): Promise<MeshState> {
+    return this.db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .setAccessMode('read only')
+      .execute(async (trx) => {
+        const head = await trx.selectFrom('mesh_head').select('revision').executeTakeFirstOrThrow();
+        const rows = await trx.selectFrom('resources').selectAll().execute();
+        const state = emptyState();
+        state.revision = head.revision;
+        for (const row of rows) {
+          const r = toStoredResource(row);
+          state.resources.set(`${r.kind}/${r.namespace}/${r.name}`, r);
+        }
+        return state;
+      });
+  }
+
+  /** The state at any past revision: the nearest snapshot at or below it, then replay. */
+  async stateAt(revision: number): Promise<MeshState> {
+    await this.reader.assertRevision(revision);
+    return this.replay(revision);
+  }
+
+  private async replay(revision: number): Promise<MeshState> {
+    const state = (await this.snapshots.latestAtOrBelow(revision)) ?? emptyState();
+    const step = 5000;
+    for (let lo = state.revision; lo < revision; lo += step) {
+      const rows = await this.reader.eventRows(lo, Math.min(revision, lo + step));
+      for (const row of rows) evolveInPlace(state, toEvent(row));
+    }
+    state.revision = revision;
+    return state;
+  }
+
+  /** Recomputes the hash chain over [from, to] and names the first revision that does not match. */
+  async verify(from?: number, to?: number): Promise<VerifyResult> {
+    return verifyChain(this.reader, from, to);
+  }
+}
