@@ -8,10 +8,11 @@ import {
   type MeshState,
   refKey,
   ValidationError,
+  viewOf,
 } from '@meshplane/domain';
 import type pg from 'pg';
 import { chainHash } from './hashing';
-import { viewOfState } from './state-view';
+
 import type { AppendOptions, ChangeSet, Head } from './types';
 
 /** What the append transaction decided, before anything is written. */
@@ -76,7 +77,7 @@ export function prepareAppend(
 
   const effective = effectiveChanges(state, changes);
   if (effective.length === 0) return null;
-  opts.validate?.(viewOfState(state), effective);
+  opts.validate?.(viewOf(state), effective);
 
   const revision = head.revision + 1;
   const events: CommittedEvent[] = effective.map((c, seq) => {

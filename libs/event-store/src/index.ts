@@ -4,5 +4,4 @@ export * from './hashing';
 export * from './log-reader';
 export * from './migrate';
 export * from './snapshots';
-export * from './state-view';
 export * from './types';

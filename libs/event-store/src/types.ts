@@ -1,10 +1,4 @@
-import type { Change, CommittedEvent, MeshState, ResourceRef, StoredResource } from '@meshplane/domain';
-
-/** A read-only view of a state, as seen by the append-time validator. */
-export interface StateView {
-  get(ref: ResourceRef): StoredResource | undefined;
-  list(kind?: string): Iterable<StoredResource>;
-}
+import type { Change, CommittedEvent, MeshState, StateView } from '@meshplane/domain';
 
 export interface AppendOptions {
   actor: string;
@@ -94,4 +88,4 @@ export interface ResourceHistoryEntry extends CommittedEvent {
   createdAt: Date;
 }
 
-export type { Change, CommittedEvent, MeshState };
+export type { Change, CommittedEvent, MeshState, StateView };
