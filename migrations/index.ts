@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as m0001 from './0001_event_log';
+import * as m0002 from './0002_api_tokens';
 
 /**
  * Every migration, in order. A static list rather than a folder scan: Kysely's
@@ -8,4 +9,5 @@ import * as m0001 from './0001_event_log';
  */
 export const migrations: Record<string, Migration> = {
   '0001_event_log': m0001,
+  '0002_api_tokens': m0002,
 };

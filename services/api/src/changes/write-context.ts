@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson, ValidationError } from '@meshplane/domain';
+import type { AppendResult, ChangeSet } from '@meshplane/event-store';
+import { type ApiRequest, type ApiResponse, header } from '../common/http';
+
+/** Who writes and how the write is tied to its request (log, idempotency, trace). */
+export interface WriteContext {
+  actor: string;
+  requestId: string;
+  idempotencyKey?: string;
+  traceContext?: string;
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+export function writeContext(req: ApiRequest): WriteContext {
+  const ctx: WriteContext = { actor: req.principal!.name, requestId: req.requestId };
+  const key = header(req, 'idempotency-key');
+  if (key !== undefined) {
+    if (!IDEMPOTENCY_KEY.test(key)) {
+      throw new ValidationError('invalid Idempotency-Key header', [
+        {
+          path: 'headers.idempotency-key',
+          message: 'must be 1-255 printable ASCII characters without spaces',
+        },
+      ]);
+    }
+    ctx.idempotencyKey = key;
+  }
+  // A malformed traceparent is ignored, as W3C trace-context asks; it must not fail the change.
+  const tp = header(req, 'traceparent');
+  if (tp && TRACEPARENT.test(tp)) ctx.traceContext = tp;
+  return ctx;
+}
+
+/** Same request, same fingerprint: canonical JSON makes key order irrelevant. */
+export function fingerprint(route: string, body: unknown): string {
+  return createHash('sha256')
+    .update(`${route}\n${canonicalJson(body)}`)
+    .digest('hex');
+}
+
+export type WriteOutcome =
+  | { kind: 'written'; replayed: boolean; revision: number; body: Record<string, unknown> }
+  | { kind: 'unchanged'; revision: number; body: { revision: number; unchanged: true } };
+
+export function changeSetBody(cs: ChangeSet): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    revision: cs.revision,
+    changeId: cs.changeId,
+    hash: cs.hash,
+    events: cs.events,
+  };
+  if (cs.restoredFromRevision !== null) body.restoredFromRevision = cs.restoredFromRevision;
+  return body;
+}
+
+export function toOutcome(result: AppendResult): WriteOutcome {
+  if (result.status === 'unchanged') {
+    return {
+      kind: 'unchanged',
+      revision: result.headRevision,
+      body: { revision: result.headRevision, unchanged: true },
+    };
+  }
+  return {
+    kind: 'written',
+    replayed: result.status === 'replayed',
+    revision: result.changeSet.revision,
+    body: changeSetBody(result.changeSet),
+  };
+}
+
+/** 201 for a new (or replayed) revision, 200 for a no-op; the log line gets the revision written. */
+export function sendOutcome(res: ApiResponse, outcome: WriteOutcome): Record<string, unknown> {
+  if (outcome.kind === 'unchanged') {
+    res.status(200);
+    return outcome.body;
+  }
+  res.status(201);
+  if (outcome.replayed) res.setHeader('Idempotent-Replayed', 'true');
+  else res.locals.revision = outcome.revision;
+  res.setHeader('Location', `/v1/revisions/${outcome.revision}`);
+  return outcome.body;
+}

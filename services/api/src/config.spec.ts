@@ -1,0 +1,59 @@
+import { ConfigError, DEFAULT_DATABASE_URL, loadConfig, redactUrl } from './config';
+
+describe('loadConfig', () => {
+  test('defaults', () => {
+    expect(loadConfig({})).toEqual({
+      databaseUrl: DEFAULT_DATABASE_URL,
+      port: 8080,
+      host: '127.0.0.1',
+      cluster: 'local',
+    });
+  });
+
+  test('reads every variable; empty strings count as unset', () => {
+    const c = loadConfig({
+      DATABASE_URL: 'postgresql://app:secret@127.0.0.1:5433/mesh',
+      MESH_API_PORT: '9090',
+      MESH_API_HOST: '0.0.0.0',
+      MESH_CLUSTER: 'east-1',
+      MESH_BOOTSTRAP_TOKEN: 'a-very-long-bootstrap-token',
+      MESH_SNAPSHOT_INTERVAL: '',
+    });
+    expect(c).toEqual({
+      databaseUrl: 'postgresql://app:secret@127.0.0.1:5433/mesh',
+      port: 9090,
+      host: '0.0.0.0',
+      cluster: 'east-1',
+      bootstrapToken: 'a-very-long-bootstrap-token',
+    });
+  });
+
+  test('names every bad variable at once', () => {
+    let err: unknown;
+    try {
+      loadConfig({
+        DATABASE_URL: 'mysql://x',
+        MESH_API_PORT: '65536',
+        MESH_CLUSTER: 'East_1',
+        MESH_BOOTSTRAP_TOKEN: 'short',
+        MESH_SNAPSHOT_INTERVAL: '-1',
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems.join('\n');
+    for (const name of [
+      'DATABASE_URL',
+      'MESH_API_PORT',
+      'MESH_CLUSTER',
+      'MESH_BOOTSTRAP_TOKEN',
+      'MESH_SNAPSHOT_INTERVAL',
+    ])
+      expect(problems).toContain(name);
+  });
+
+  test('redactUrl hides the password', () => {
+    expect(redactUrl('postgres://app:secret@127.0.0.1/mesh')).toBe('postgres://app:***@127.0.0.1/mesh');
+  });
+});
