@@ -5,4 +5,5 @@ export * from './events';
 export * from './resource';
 export * from './schemas';
 export * from './state';
+export * from './state-index';
 export * from './validate';

@@ -185,11 +185,11 @@ describe('validateChangeSet', () => {
     expect(detailsOf(withPolicy, [del('Service', 'reviews')], (i) => `delete[${i}]`)).toEqual([
       {
         path: 'delete[0]',
-        message: 'Service default/reviews is still referenced by Route default/reviews-split',
+        message: 'Service default/reviews is still referenced by AuthorizationPolicy default/reviews-allow',
       },
       {
         path: 'delete[0]',
-        message: 'Service default/reviews is still referenced by AuthorizationPolicy default/reviews-allow',
+        message: 'Service default/reviews is still referenced by Route default/reviews-split',
       },
     ]);
   });

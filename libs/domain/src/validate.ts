@@ -11,6 +11,10 @@ import type { MeshState } from './state';
 export interface StateView {
   get(ref: ResourceRef): StoredResource | undefined;
   list(kind?: string): Iterable<StoredResource>;
+  /** Optional index: Services that use `vip:port/protocol`. Without it, validation scans. */
+  servicesUsing?(vipKey: string): Iterable<StoredResource>;
+  /** Optional index: Routes and policies that name the Service with this refKey. */
+  referrersOf?(serviceKey: string): Iterable<StoredResource>;
 }
 
 export function viewOf(state: MeshState): StateView {
@@ -44,7 +48,30 @@ export function overlay(base: StateView, changes: readonly Change[], revision = 
     if (c.origin !== undefined) r.origin = c.origin;
     overrides.set(refKey(c), r);
   }
+  // Index lookups see the base through the overrides: changed or deleted entries
+  // are dropped from the base's answer, and pending puts are added to it.
+  const through = (fromBase: Iterable<StoredResource>, matches: (r: StoredResource) => boolean) => {
+    const out: StoredResource[] = [];
+    for (const r of fromBase) if (!overrides.has(refKey(r))) out.push(r);
+    for (const o of overrides.values()) if (o && matches(o)) out.push(o);
+    return out;
+  };
+  const indexes: Pick<StateView, 'servicesUsing' | 'referrersOf'> = {};
+  if (base.servicesUsing) {
+    const byVip = base.servicesUsing.bind(base);
+    indexes.servicesUsing = (vk) =>
+      through(byVip(vk), (o) => o.kind === 'Service' && vipKeys(o.spec).includes(vk));
+  }
+  if (base.referrersOf) {
+    const refs = base.referrersOf.bind(base);
+    indexes.referrersOf = (sk) =>
+      through(refs(sk), (o) => {
+        const t = serviceRefOf(o);
+        return t !== undefined && refKey(t) === sk;
+      });
+  }
   return {
+    ...indexes,
     get(ref) {
       const o = overrides.get(refKey(ref));
       return o === undefined ? base.get(ref) : (o ?? undefined);
@@ -82,7 +109,13 @@ export function serviceRefOf(r: {
 
 const show = (r: ResourceRef) => `${r.kind} ${r.namespace}/${r.name}`;
 
-function vipKeys(spec: Record<string, unknown>): string[] {
+/** Details in a stable order, whichever index produced them. */
+function sortedRefs(refs: Iterable<ResourceRef>): ResourceRef[] {
+  return [...refs].sort((a, b) => (refKey(a) < refKey(b) ? -1 : refKey(a) > refKey(b) ? 1 : 0));
+}
+
+/** The `vip:port/protocol` keys a Service spec claims. */
+export function vipKeys(spec: Record<string, unknown>): string[] {
   if (typeof spec.vip !== 'string' || !Array.isArray(spec.ports)) return [];
   return spec.ports.map(
     (p: { port?: unknown; protocol?: unknown }) => `${spec.vip}:${p?.port}/${p?.protocol}`,
@@ -137,10 +170,14 @@ export function validateChangeSet(
         });
       }
       if (c.kind === 'Service') {
-        vips ??= buildVipIndex(after);
+        const usersOf = (vk: string): Iterable<ResourceRef> => {
+          if (after.servicesUsing) return after.servicesUsing(vk);
+          vips ??= buildVipIndex(after);
+          return vips.get(vk) ?? [];
+        };
         const self = refKey(c);
         vipKeys(c.spec).forEach((vk, j) => {
-          for (const other of vips!.get(vk) ?? []) {
+          for (const other of sortedRefs(usersOf(vk))) {
             if (refKey(other) === self) continue;
             details.push({
               path: `${pathOf(i)}.spec.ports[${j}]`,
@@ -150,8 +187,13 @@ export function validateChangeSet(
         });
       }
     } else if (c.kind === 'Service') {
-      referrers ??= buildReferrerIndex(after);
-      for (const r of referrers.get(refKey(c)) ?? []) {
+      let users: Iterable<ResourceRef>;
+      if (after.referrersOf) users = after.referrersOf(refKey(c));
+      else {
+        referrers ??= buildReferrerIndex(after);
+        users = referrers.get(refKey(c)) ?? [];
+      }
+      for (const r of sortedRefs(users)) {
         details.push({ path: pathOf(i), message: `${show(c)} is still referenced by ${show(r)}` });
       }
     }

@@ -7,6 +7,7 @@ import {
   type ErrorDetail,
   type MeshState,
   refKey,
+  type StateView,
   ValidationError,
   viewOf,
 } from '@meshplane/domain';
@@ -55,6 +56,8 @@ export function prepareAppend(
   changes: Change[],
   opts: AppendOptions,
   cluster: string,
+  /** The validator's view of `state`; an indexed one makes validation O(changes). */
+  view: StateView = viewOf(state),
 ): PreparedAppend | null {
   if (opts.expectedRevision !== undefined && opts.expectedRevision !== head.revision) {
     throw new ConflictError(
@@ -77,7 +80,7 @@ export function prepareAppend(
 
   const effective = effectiveChanges(state, changes);
   if (effective.length === 0) return null;
-  opts.validate?.(viewOf(state), effective);
+  opts.validate?.(view, effective);
 
   const revision = head.revision + 1;
   const events: CommittedEvent[] = effective.map((c, seq) => {

@@ -5,6 +5,7 @@ import {
   cloneState,
   emptyState,
   evolveInPlace,
+  IndexedState,
   type MeshState,
   type ResourceRef,
 } from '@meshplane/domain';
@@ -51,7 +52,7 @@ export class EventStore {
   readonly snapshots: SnapshotRepository;
   readonly cluster: string;
   readonly snapshotInterval: number;
-  private cache: MeshState | undefined;
+  private cache: IndexedState | undefined;
   private pendingSnapshots = new Set<Promise<unknown>>();
 
   private constructor(
@@ -135,7 +136,7 @@ export class EventStore {
         }
       }
       const state = await this.stateAtHead(client, head.revision);
-      const prepared = prepareAppend(state, head, changes, opts, this.cluster);
+      const prepared = prepareAppend(state.state, head, changes, opts, this.cluster, state.view());
       if (!prepared) {
         await client.query('ROLLBACK');
         return { status: 'unchanged', headRevision: head.revision };
@@ -187,7 +188,7 @@ export class EventStore {
   }
 
   /** The in-memory state, brought to `headRevision` under the caller's head lock. */
-  private async stateAtHead(client: pg.PoolClient, headRevision: number): Promise<MeshState> {
+  private async stateAtHead(client: pg.PoolClient, headRevision: number): Promise<IndexedState> {
     if (!this.cache || this.cache.revision > headRevision) {
       const rows = await client.query('SELECT kind, namespace, name, spec, version, origin FROM resources');
       const state = emptyState();
@@ -196,7 +197,7 @@ export class EventStore {
         state.resources.set(`${r.kind}/${r.namespace}/${r.name}`, r);
       }
       state.revision = headRevision;
-      this.cache = state;
+      this.cache = new IndexedState(state);
     } else if (this.cache.revision < headRevision) {
       const rows = await client.query(
         'SELECT revision, seq, kind, namespace, name, op, spec, prev_version, origin FROM events WHERE revision > $1 AND revision <= $2 ORDER BY revision, seq',
@@ -211,15 +212,15 @@ export class EventStore {
   private applyToCache(events: CommittedEvent[], revision: number): void {
     const cache = this.cache;
     if (!cache || cache.revision >= revision) return;
-    // evolveInPlace advances cache.revision, so compare against where the cache started.
+    // apply() advances the revision, so compare against where the cache started.
     const from = cache.revision;
-    for (const e of events) if (e.revision > from) evolveInPlace(cache, e);
-    cache.revision = revision;
+    for (const e of events) if (e.revision > from) cache.apply(e);
+    cache.state.revision = revision;
   }
 
   private maybeSnapshot(cs: ChangeSet): void {
     if (this.snapshotInterval <= 0 || cs.revision % this.snapshotInterval !== 0) return;
-    const state = this.cache?.revision === cs.revision ? cloneState(this.cache) : undefined;
+    const state = this.cache?.revision === cs.revision ? cloneState(this.cache.state) : undefined;
     const job = (state ? this.snapshots.write(state, cs.hash) : this.createSnapshot(cs.revision))
       .catch(() => undefined) // a missed snapshot only costs replay time; the next interval writes one
       .finally(() => this.pendingSnapshots.delete(job));
