@@ -7,7 +7,10 @@ type Bucket = Map<string, StoredResource>;
 
 function add(index: Map<string, Bucket>, key: string, r: StoredResource): void {
   let bucket = index.get(key);
-  if (!bucket) index.set(key, (bucket = new Map()));
+  if (!bucket) {
+    bucket = new Map();
+    index.set(key, bucket);
+  }
   bucket.set(refKey(r), r);
 }
 
