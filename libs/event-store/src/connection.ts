@@ -32,6 +32,10 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): pg.Pool
   // An idle client whose server went away emits 'error'; without a listener
   // that would crash the process. The pool drops the client and reconnects.
   pool.on('error', (err) => opts.onError?.(err));
+  // pg-pool listens for errors only on idle clients; a checked-out client whose server
+  // restarts emits 'error' too, and unhandled that kills the process. The query in
+  // flight still fails with the error, which is where callers handle it.
+  pool.on('connect', (client) => client.on('error', (err) => opts.onError?.(err)));
   return pool;
 }
 
