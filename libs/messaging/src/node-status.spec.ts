@@ -1,0 +1,78 @@
+import fc from 'fast-check';
+import { decodeNodeStatus, encodeNodeStatus, type NodeStatus, NodeStatusCodecError } from './node-status';
+
+const date = fc.date({
+  min: new Date('2000-01-01T00:00:00Z'),
+  max: new Date('2100-01-01T00:00:00Z'),
+  noInvalidDate: true,
+});
+
+const statusArb: fc.Arbitrary<NodeStatus> = fc.record(
+  {
+    node: fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/),
+    cluster: fc.constantFrom('local', 'east'),
+    appliedRevision: fc.nat(),
+    appliedAt: fc.option(date, { nil: null }),
+    lastError: fc.option(fc.string(), { nil: null }),
+    applyDurationMs: fc.option(fc.double({ min: 0, max: 1e6, noNaN: true }), { nil: null }),
+    ops: fc.nat(),
+    agentVersion: fc.constantFrom('0.1.0', '1.2.3-dev'),
+    heartbeatAt: date,
+    state: fc.constantFrom('STARTING', 'BOOTSTRAPPING', 'APPLYING', 'READY', 'ERROR', 'STOPPING' as const),
+    failedRevision: fc.option(fc.nat(), { nil: null }),
+    lastErrorAt: fc.option(date, { nil: null }),
+    recentApplies: fc.array(fc.record({ revision: fc.nat(), appliedAt: date, durationMs: fc.nat() }), {
+      maxLength: 5,
+    }),
+  },
+  {
+    requiredKeys: [
+      'node',
+      'cluster',
+      'appliedRevision',
+      'appliedAt',
+      'lastError',
+      'applyDurationMs',
+      'ops',
+      'agentVersion',
+      'heartbeatAt',
+    ],
+  },
+);
+
+describe('node status codec', () => {
+  it('round-trips exactly, optional fields included or absent', () => {
+    fc.assert(
+      fc.property(statusArb, (s) => {
+        const back = decodeNodeStatus(encodeNodeStatus(s));
+        expect(back).toEqual(s);
+        expect(Object.keys(back).sort()).toEqual(Object.keys(s).sort());
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('rejects wrong versions and bad fields with the field path', () => {
+    const s = fc.sample(statusArb, 1)[0]!;
+    const wire = JSON.parse(Buffer.from(encodeNodeStatus(s)).toString('utf8'));
+    expect(() => decodeNodeStatus(Buffer.from(JSON.stringify({ ...wire, v: 2 })))).toThrow('at v');
+    expect(() => decodeNodeStatus(Buffer.from(JSON.stringify({ ...wire, appliedRevision: -1 })))).toThrow(
+      'at appliedRevision',
+    );
+    expect(() => decodeNodeStatus(Buffer.from(JSON.stringify({ ...wire, heartbeatAt: 'now' })))).toThrow(
+      'at heartbeatAt',
+    );
+    expect(() => decodeNodeStatus(Buffer.from('{'))).toThrow(NodeStatusCodecError);
+  });
+
+  it('ignores fields a newer agent adds', () => {
+    const s = fc.sample(statusArb, 1)[0]!;
+    const wire = JSON.parse(Buffer.from(encodeNodeStatus(s)).toString('utf8'));
+    expect(decodeNodeStatus(Buffer.from(JSON.stringify({ ...wire, future: 1 })))).toEqual(s);
+  });
+
+  it('refuses to encode an invalid date', () => {
+    const s = fc.sample(statusArb, 1)[0]!;
+    expect(() => encodeNodeStatus({ ...s, heartbeatAt: new Date('x') })).toThrow(/heartbeatAt/);
+  });
+});

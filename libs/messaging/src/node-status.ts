@@ -1,0 +1,183 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
+import { z } from 'zod';
+import { nodeStatusKey, statusBucket } from './names';
+
+/**
+ * What an agent reports about itself, one KV entry per node (key = node name), rewritten on every
+ * apply and on each heartbeat. SYNCED / STALE / OFFLINE are *not* stored: they depend on the head
+ * revision and the clock of whoever reads, so the API derives them from these facts.
+ */
+export interface NodeStatus {
+  node: string;
+  cluster: string;
+  /** Last revision whose state the node's maps hold (0 = nothing applied yet). */
+  appliedRevision: number;
+  appliedAt: Date | null;
+  /** Why the last apply failed; null once an apply succeeds again. */
+  lastError: string | null;
+  applyDurationMs: number | null;
+  /** Map operations of the last apply. */
+  ops: number;
+  agentVersion: string;
+  heartbeatAt: Date;
+  /** The agent's own phase (what it is doing), as opposed to the derived sync state. */
+  state?: AgentState;
+  /** The revision that failed to apply, with lastError. */
+  failedRevision?: number | null;
+  lastErrorAt?: Date | null;
+  /**
+   * Recent applies, newest last (bounded by the agent, e.g. 64). Coalesced revisions share one
+   * entry, so "when did the node apply R" is the first entry with revision >= R; this is what
+   * `GET /v1/revisions/:rev/propagation` reads for the applied time.
+   */
+  recentApplies?: AppliedRecord[];
+}
+
+export type AgentState = 'STARTING' | 'BOOTSTRAPPING' | 'APPLYING' | 'READY' | 'ERROR' | 'STOPPING';
+
+export interface AppliedRecord {
+  revision: number;
+  appliedAt: Date;
+  durationMs: number;
+}
+
+export const NODE_STATUS_FORMAT_VERSION = 1;
+
+const isoDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
+const rev = z.number().int().nonnegative();
+
+const WireSchema = z.object({
+  v: z.literal(NODE_STATUS_FORMAT_VERSION),
+  node: z.string().min(1),
+  cluster: z.string().min(1),
+  appliedRevision: rev,
+  appliedAt: isoDate.nullable(),
+  lastError: z.string().nullable(),
+  applyDurationMs: z.number().nonnegative().nullable(),
+  ops: z.number().int().nonnegative(),
+  agentVersion: z.string(),
+  heartbeatAt: isoDate,
+  state: z.enum(['STARTING', 'BOOTSTRAPPING', 'APPLYING', 'READY', 'ERROR', 'STOPPING']).optional(),
+  failedRevision: rev.nullable().optional(),
+  lastErrorAt: isoDate.nullable().optional(),
+  recentApplies: z
+    .array(z.object({ revision: rev, appliedAt: isoDate, durationMs: z.number().nonnegative() }))
+    .optional(),
+});
+
+export class NodeStatusCodecError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'NodeStatusCodecError';
+  }
+}
+
+const iso = (d: Date, field: string): string => {
+  if (!(d instanceof Date) || Number.isNaN(d.getTime())) {
+    throw new NodeStatusCodecError(`node status: ${field} is not a valid Date`);
+  }
+  return d.toISOString();
+};
+const isoOrNull = (d: Date | null | undefined, field: string) => (d ? iso(d, field) : null);
+
+export function encodeNodeStatus(s: NodeStatus): Uint8Array {
+  const wire: Record<string, unknown> = {
+    v: NODE_STATUS_FORMAT_VERSION,
+    node: s.node,
+    cluster: s.cluster,
+    appliedRevision: s.appliedRevision,
+    appliedAt: isoOrNull(s.appliedAt, 'appliedAt'),
+    lastError: s.lastError,
+    applyDurationMs: s.applyDurationMs,
+    ops: s.ops,
+    agentVersion: s.agentVersion,
+    heartbeatAt: iso(s.heartbeatAt, 'heartbeatAt'),
+  };
+  if (s.state !== undefined) wire.state = s.state;
+  if (s.failedRevision !== undefined) wire.failedRevision = s.failedRevision;
+  if (s.lastErrorAt !== undefined) wire.lastErrorAt = isoOrNull(s.lastErrorAt, 'lastErrorAt');
+  if (s.recentApplies !== undefined) {
+    wire.recentApplies = s.recentApplies.map((a) => ({
+      revision: a.revision,
+      appliedAt: iso(a.appliedAt, 'recentApplies.appliedAt'),
+      durationMs: a.durationMs,
+    }));
+  }
+  return Buffer.from(JSON.stringify(wire), 'utf8');
+}
+
+export function decodeNodeStatus(bytes: Uint8Array): NodeStatus {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch (err) {
+    throw new NodeStatusCodecError(`node status is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const r = WireSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new NodeStatusCodecError(
+      `invalid node status at ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+    );
+  }
+  const { v: _v, ...status } = r.data;
+  return status;
+}
+
+export interface StatusBucketOptions {
+  /** Override the bucket name (default `statusBucket(cluster)`). */
+  name?: string;
+  /**
+   * Drop a node's entry after this long without a write; default 0 (keep). The API reports a node
+   * without a recent heartbeat as OFFLINE, which is more useful than having it vanish.
+   */
+  ttlMs?: number;
+  /** Largest status value; default 64 KiB (recentApplies is bounded by the agent). */
+  maxValueSize?: number;
+}
+
+/**
+ * Creates the status bucket (KV, history 1: only the latest status per node matters, the
+ * heartbeat rewrites it every few seconds), or opens it if it exists. Idempotent and race-safe.
+ */
+export async function provisionStatusBucket(
+  js: JetStreamClient,
+  cluster: string,
+  opts: StatusBucketOptions = {},
+): Promise<KV> {
+  return new Kvm(js).create(opts.name ?? statusBucket(cluster), {
+    history: 1,
+    storage: 'file',
+    maxValueSize: opts.maxValueSize ?? 64 * 1024,
+    ...(opts.ttlMs ? { ttl: opts.ttlMs } : {}),
+    description: `Meshplane node status of cluster ${cluster}`,
+  });
+}
+
+/** Opens the bucket without creating it (readers such as the API). */
+export function openStatusBucket(js: JetStreamClient, cluster: string, name?: string): Promise<KV> {
+  return new Kvm(js).open(name ?? statusBucket(cluster));
+}
+
+export function putNodeStatus(kv: KV, status: NodeStatus): Promise<number> {
+  return kv.put(nodeStatusKey(status.node), encodeNodeStatus(status));
+}
+
+/** Every node's latest status; entries that do not decode are passed to `onInvalid` and skipped. */
+export async function readNodeStatuses(
+  kv: KV,
+  onInvalid?: (key: string, err: Error) => void,
+): Promise<NodeStatus[]> {
+  const out: NodeStatus[] = [];
+  for await (const key of await kv.keys()) {
+    const entry = await kv.get(key);
+    if (entry?.operation !== 'PUT') continue;
+    try {
+      out.push(decodeNodeStatus(entry.value));
+    } catch (err) {
+      onInvalid?.(key, err as Error);
+    }
+  }
+  return out.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+}

@@ -1,0 +1,6 @@
+export * from './config';
+export * from './leader-session';
+export * from './logger';
+export * from './metrics';
+export * from './publisher';
+export * from './relay';
