@@ -11,6 +11,9 @@ import { ApiExceptionFilter } from './common/error.filter';
 import { API_CONFIG, ApiLogger } from './common/logger';
 import { MetricsService } from './common/metrics.service';
 import type { ApiConfig } from './config';
+import { NodesController } from './nodes/nodes.controller';
+import { NodesService } from './nodes/nodes.service';
+import { NodeStatusSource } from './nodes/status-source';
 import { OpsController } from './ops/ops.controller';
 import { QueriesController } from './queries/queries.controller';
 import { QueryService } from './queries/query.service';
@@ -32,7 +35,14 @@ export class AppModule {
   static forRoot(config: ApiConfig): DynamicModule {
     return {
       module: AppModule,
-      controllers: [ChangesController, QueriesController, AuditController, TokensController, OpsController],
+      controllers: [
+        ChangesController,
+        QueriesController,
+        AuditController,
+        TokensController,
+        NodesController,
+        OpsController,
+      ],
       providers: [
         { provide: API_CONFIG, useValue: config },
         {
@@ -56,6 +66,8 @@ export class AppModule {
         RollbackService,
         QueryService,
         AuditService,
+        NodeStatusSource,
+        NodesService,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
       ],

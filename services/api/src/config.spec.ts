@@ -1,4 +1,11 @@
-import { ConfigError, DEFAULT_DATABASE_URL, loadConfig, redactUrl } from './config';
+import {
+  ConfigError,
+  DEFAULT_DATABASE_URL,
+  DEFAULT_NATS_URL,
+  DEFAULT_NODE_OFFLINE_AFTER_MS,
+  loadConfig,
+  redactUrl,
+} from './config';
 
 describe('loadConfig', () => {
   test('defaults', () => {
@@ -7,7 +14,11 @@ describe('loadConfig', () => {
       port: 8080,
       host: '127.0.0.1',
       cluster: 'local',
+      natsUrl: DEFAULT_NATS_URL,
+      nodeOfflineAfterMs: DEFAULT_NODE_OFFLINE_AFTER_MS,
     });
+    expect(DEFAULT_NATS_URL).toBe('nats://127.0.0.1:4222');
+    expect(DEFAULT_NODE_OFFLINE_AFTER_MS).toBe(15_000);
   });
 
   test('reads every variable; empty strings count as unset', () => {
@@ -18,6 +29,8 @@ describe('loadConfig', () => {
       MESH_CLUSTER: 'east-1',
       MESH_BOOTSTRAP_TOKEN: 'a-very-long-bootstrap-token',
       MESH_SNAPSHOT_INTERVAL: '',
+      NATS_URL: 'nats://127.0.0.1:4223, tls://127.0.0.2:4222',
+      MESH_NODE_OFFLINE_AFTER_MS: '500',
     });
     expect(c).toEqual({
       databaseUrl: 'postgresql://app:secret@127.0.0.1:5433/mesh',
@@ -25,6 +38,8 @@ describe('loadConfig', () => {
       host: '0.0.0.0',
       cluster: 'east-1',
       bootstrapToken: 'a-very-long-bootstrap-token',
+      natsUrl: 'nats://127.0.0.1:4223, tls://127.0.0.2:4222',
+      nodeOfflineAfterMs: 500,
     });
   });
 
@@ -37,6 +52,8 @@ describe('loadConfig', () => {
         MESH_CLUSTER: 'East_1',
         MESH_BOOTSTRAP_TOKEN: 'short',
         MESH_SNAPSHOT_INTERVAL: '-1',
+        NATS_URL: 'http://127.0.0.1:4222',
+        MESH_NODE_OFFLINE_AFTER_MS: '50',
       });
     } catch (e) {
       err = e;
@@ -49,6 +66,8 @@ describe('loadConfig', () => {
       'MESH_CLUSTER',
       'MESH_BOOTSTRAP_TOKEN',
       'MESH_SNAPSHOT_INTERVAL',
+      'NATS_URL',
+      'MESH_NODE_OFFLINE_AFTER_MS',
     ])
       expect(problems).toContain(name);
   });

@@ -8,11 +8,21 @@ export interface ApiConfig {
   cluster: string;
   bootstrapToken?: string;
   snapshotInterval?: number;
+  /**
+   * NATS servers (comma-separated) holding node status and the revision stream; only
+   * `/v1/nodes` and propagation need it, so it is optional here (default DEFAULT_NATS_URL).
+   */
+  natsUrl?: string;
+  /** A node whose last heartbeat is older than this is OFFLINE (default 15 s). */
+  nodeOfflineAfterMs?: number;
   /** Receives one structured object per request; main writes JSON lines to stdout. */
   logSink?: (line: Record<string, unknown>) => void;
 }
 
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/meshplane';
+export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
+/** Agents heartbeat every few seconds; three missed beats make a node OFFLINE. */
+export const DEFAULT_NODE_OFFLINE_AFTER_MS = 15_000;
 
 const intString = (name: string, min: number, max: number) =>
   z
@@ -42,6 +52,23 @@ const EnvSchema = z.object({
   // Shorter secrets could be guessed; the token is compared by its SHA-256 only.
   MESH_BOOTSTRAP_TOKEN: z.string().min(16, 'MESH_BOOTSTRAP_TOKEN must be at least 16 characters').optional(),
   MESH_SNAPSHOT_INTERVAL: intString('MESH_SNAPSHOT_INTERVAL', 0, 1_000_000).optional(),
+  NATS_URL: z
+    .string()
+    .default(DEFAULT_NATS_URL)
+    .refine(
+      (v) =>
+        v.split(',').every((one) => {
+          try {
+            return ['nats:', 'tls:'].includes(new URL(one.trim()).protocol);
+          } catch {
+            return false;
+          }
+        }),
+      'NATS_URL must be nats:// or tls:// URLs, comma-separated',
+    ),
+  MESH_NODE_OFFLINE_AFTER_MS: intString('MESH_NODE_OFFLINE_AFTER_MS', 100, 86_400_000).default(
+    DEFAULT_NODE_OFFLINE_AFTER_MS,
+  ),
 });
 
 export class ConfigError extends Error {
@@ -70,6 +97,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     port: e.MESH_API_PORT,
     host: e.MESH_API_HOST,
     cluster: e.MESH_CLUSTER,
+    natsUrl: e.NATS_URL,
+    nodeOfflineAfterMs: e.MESH_NODE_OFFLINE_AFTER_MS,
   };
   if (e.MESH_BOOTSTRAP_TOKEN !== undefined) config.bootstrapToken = e.MESH_BOOTSTRAP_TOKEN;
   if (e.MESH_SNAPSHOT_INTERVAL !== undefined) config.snapshotInterval = e.MESH_SNAPSHOT_INTERVAL;

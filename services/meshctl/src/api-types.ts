@@ -178,3 +178,32 @@ export type VerifyResponse =
 export function isUnchanged(r: WriteResponse): r is UnchangedResponse {
   return (r as UnchangedResponse).unchanged === true;
 }
+
+export type NodeSyncState = 'SYNCED' | 'STALE' | 'ERROR' | 'OFFLINE';
+
+/** One row of GET /v1/nodes. */
+export interface NodeItem {
+  node: string;
+  state: NodeSyncState;
+  appliedRevision: number;
+  lagRevisions: number;
+  lagSeconds: number | null;
+  lastError: string | null;
+  failedRevision: number | null;
+  lastErrorAt: string | null;
+  heartbeatAt: string;
+  heartbeatAgeSeconds: number;
+  appliedAt: string | null;
+  applyDurationMs: number | null;
+  ops: number;
+  agentVersion: string;
+  agentState: string | null;
+  message: string | null;
+}
+
+export interface NodesResponse {
+  cluster: string;
+  headRevision: number;
+  offlineAfterMs: number;
+  items: NodeItem[];
+}

@@ -11,7 +11,9 @@ import { registerGet } from './commands/get';
 import { registerHistory } from './commands/history';
 import { registerRollback } from './commands/rollback';
 import { registerShow } from './commands/show';
+import { registerStatus } from './commands/status';
 import { registerVerify } from './commands/verify';
+import { registerWait } from './commands/wait';
 import { Context, type Io, secondsParser } from './context';
 import { annotationOf, CommandFailed, EXIT_OK, EXIT_USAGE, InputError, UsageError } from './errors';
 import { clean, detailLines } from './format';
@@ -39,10 +41,10 @@ Environment:
   MESH_SERVER   API address (default ${DEFAULT_SERVER}); --server wins
   MESH_TOKEN    bearer token; --token wins (prefer the variable: arguments show up in ps)
   MESH_REASON   reason for writes when --reason is not given
-  MESH_TIMEOUT  seconds per request (default 30)
+  MESH_TIMEOUT  timeout per request, e.g. 30 or 30s (default 30s)
 
 Exit codes: 0 success, 1 refused by the server / unreachable / bad input, 2 usage error.
-diff: 0 no differences, 1 differences, 2 error.`;
+diff: 0 no differences, 1 differences, 2 error. wait: 0 applied, 1 timed out.`;
 
 export function buildProgram(ctx: Context): Command {
   const program = new Command('meshctl');
@@ -52,9 +54,10 @@ export function buildProgram(ctx: Context): Command {
     .option('-s, --server <url>', `API address (env MESH_SERVER, default ${DEFAULT_SERVER})`)
     .option('-t, --token <token>', 'bearer token (env MESH_TOKEN)')
     .addOption(
-      new Option('--timeout <seconds>', 'per-request timeout (env MESH_TIMEOUT, default 30)').argParser(
-        secondsParser,
-      ),
+      new Option(
+        '--timeout <duration>',
+        'per-request timeout: 30, 30s, 500ms, 2m (env MESH_TIMEOUT, default 30s); for `wait`, the whole wait',
+      ).argParser(secondsParser),
     )
     .configureOutput({
       writeOut: (s) => ctx.io.out(s),
@@ -75,6 +78,8 @@ export function buildProgram(ctx: Context): Command {
   registerRollback(program, ctx);
   registerAudit(program, ctx);
   registerVerify(program, ctx);
+  registerStatus(program, ctx);
+  registerWait(program, ctx);
   return program;
 }
 

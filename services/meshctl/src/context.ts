@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_SERVER, DEFAULT_TIMEOUT_MS, type FetchLike, MeshClient } from './client';
+import { type ClientOptions, DEFAULT_SERVER, DEFAULT_TIMEOUT_MS, type FetchLike, MeshClient } from './client';
 import { UsageError } from './errors';
 import { OUTPUT_FORMATS, type OutputFormat } from './format';
 
@@ -31,7 +31,8 @@ export class Context {
     readonly version: string,
   ) {}
 
-  client(cmd: Command): MeshClient {
+  /** `overrides` let a polling command (wait) bound each request by its own deadline. */
+  client(cmd: Command, overrides: Pick<ClientOptions, 'timeoutMs' | 'retries'> = {}): MeshClient {
     const g = cmd.optsWithGlobals<GlobalOptions>();
     const env = this.io.env;
     const server = g.server ?? (env.MESH_SERVER || DEFAULT_SERVER);
@@ -45,6 +46,7 @@ export class Context {
       timeoutMs,
       userAgent: `meshctl/${this.version}`,
       ...(this.io.fetch ? { fetch: this.io.fetch } : {}),
+      ...overrides,
     });
   }
 
@@ -64,11 +66,21 @@ export class Context {
   }
 }
 
+/** `30`, `30s`, `1.5s`, `500ms`, `2m` in milliseconds (a bare number is seconds); undefined if malformed. */
+export function parseDurationMs(value: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value);
+  if (!m) return undefined;
+  const scale = m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000;
+  return Number(m[1]) * scale;
+}
+
 function parseSeconds(value: string, name: string): number {
-  const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > 3600)
-    throw new UsageError(`${name} must be a number of seconds between 0 and 3600, got "${value}"`);
-  return n;
+  const ms = parseDurationMs(value);
+  if (ms === undefined || !(ms > 0) || ms > 3_600_000)
+    throw new UsageError(
+      `${name} must be a duration between 0 and 3600 seconds (30, 30s, 500ms, 2m), got "${value}"`,
+    );
+  return ms / 1000;
 }
 
 /** Commander parser for a non-negative integer option or argument (`min` and up). */

@@ -34,6 +34,7 @@ const ERROR_TEXT: Record<number, string> = {
   409: 'expected revision or version conflict, or idempotency key reused; `headRevision` is the current head',
   413: 'body over 1 MiB',
   415: 'body is not application/json',
+  503: 'a backing service is unreachable (NATS for node status); the rest of the API keeps working',
 };
 const q = (name: string, description: string, schema: Json = { type: 'string' }, required = false) => ({
   name,
@@ -44,6 +45,9 @@ const q = (name: string, description: string, schema: Json = { type: 'string' },
 });
 const p = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
 const int = { type: 'integer', minimum: 0 };
+const time = { type: 'string', format: 'date-time' };
+const nullable = (schema: Json) => ({ oneOf: [schema, { type: 'null' }] });
+const object = (properties: Json) => ({ type: 'object', required: Object.keys(properties), properties });
 const idemHeader = {
   name: 'Idempotency-Key',
   in: 'header',
@@ -131,6 +135,60 @@ function buildDocument(): Json {
           },
         },
         Unchanged: { type: 'object', properties: { revision: int, unchanged: { const: true } } },
+        NodeList: object({
+          cluster: { type: 'string' },
+          headRevision: int,
+          offlineAfterMs: int,
+          items: { type: 'array', items: ref('Node') },
+        }),
+        Node: object({
+          node: { type: 'string' },
+          state: {
+            enum: ['SYNCED', 'STALE', 'ERROR', 'OFFLINE'],
+            description:
+              'OFFLINE: heartbeat older than offlineAfterMs; ERROR: behind with lastError (or ahead of the head); STALE: behind; SYNCED: at the head',
+          },
+          appliedRevision: int,
+          lagRevisions: { type: 'integer', description: 'headRevision - appliedRevision' },
+          lagSeconds: nullable({
+            type: 'number',
+            description: 'since the first revision the node has not applied was committed; 0 when synced',
+          }),
+          lastError: nullable({ type: 'string' }),
+          failedRevision: nullable(int),
+          lastErrorAt: nullable(time),
+          heartbeatAt: time,
+          heartbeatAgeSeconds: { type: 'number' },
+          appliedAt: nullable(time),
+          applyDurationMs: nullable({ type: 'number' }),
+          ops: int,
+          agentVersion: { type: 'string' },
+          agentState: nullable({ type: 'string' }),
+          message: nullable({
+            type: 'string',
+            description: 'why the node is in its state; null when SYNCED',
+          }),
+        }),
+        Propagation: object({
+          revision: int,
+          committedAt: time,
+          publishedAt: nullable({ ...time, description: 'JetStream timestamp; null if not published (yet)' }),
+          publishLatencyMs: nullable({ type: 'number' }),
+          nodes: {
+            type: 'array',
+            items: object({
+              node: { type: 'string' },
+              state: {
+                enum: ['APPLIED', 'PENDING', 'ERROR', 'OFFLINE'],
+                description: 'APPLIED with appliedAt null means applied, time unknown (see detail)',
+              },
+              appliedRevision: int,
+              appliedAt: nullable(time),
+              latencyMs: nullable({ type: 'number', description: 'appliedAt - committedAt' }),
+              detail: nullable({ type: 'string' }),
+            }),
+          },
+        }),
       },
     },
     paths: {
@@ -202,6 +260,21 @@ function buildDocument(): Json {
           summary: 'One change set with its events',
           parameters: [p('rev')],
           responses: { 200: ok('change set'), ...errors(400, 401, 404) },
+        },
+      },
+      '/v1/revisions/{rev}/propagation': {
+        get: {
+          ...secured('viewer'),
+          summary: 'Committed, published and applied times of one revision on every node',
+          parameters: [p('rev')],
+          responses: { 200: ok('propagation', ref('Propagation')), ...errors(400, 401, 404, 503) },
+        },
+      },
+      '/v1/nodes': {
+        get: {
+          ...secured('viewer'),
+          summary: 'Every node with its applied revision and sync state against the head',
+          responses: { 200: ok('nodes', ref('NodeList')), ...errors(401, 503) },
         },
       },
       '/v1/diff': {
