@@ -218,4 +218,67 @@ describe('event store: append', () => {
     const pv = await f.store.listChangeSets({ kind: 'Workload', name: 'pv' });
     expect(pv).toHaveLength(3);
   });
+  describe('group commit (concurrent appends from one process)', () => {
+    it('answers each request alone: a refused or failing one does not sink its batch', async () => {
+      const head = await f.store.head();
+      const results = await Promise.allSettled([
+        f.store.append([put('gc-1')], who),
+        f.store.append([put('gc-2')], {
+          ...who,
+          validate: () => {
+            throw new ValidationError('refused', [{ path: 'apply[0]', message: 'refused' }]);
+          },
+        }),
+        // Postgres refuses \u0000 in jsonb: the statement fails for this request only.
+        f.store.append([put('gc-3', { note: 'nul\u0000byte' })], who),
+        f.store.append([put('gc-4')], who),
+        f.store.append([put('gc-1')], who),
+      ]);
+      expect(results.map((r) => r.status)).toEqual([
+        'fulfilled',
+        'rejected',
+        'rejected',
+        'fulfilled',
+        'fulfilled',
+      ]);
+      expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(ValidationError);
+      expect(String((results[2] as PromiseRejectedResult).reason)).toMatch(/\\u0000|unicode|jsonb/i);
+      const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      expect(ok.map((r) => r.status)).toEqual(['appended', 'appended', 'unchanged']);
+      expect((await f.store.head()).revision).toBe(head.revision + 2);
+      expect((await f.store.verify()).ok).toBe(true);
+    });
+
+    it('validates each request against the state its predecessors in the batch produce', async () => {
+      const head = await f.store.head();
+      const results = await Promise.allSettled([
+        f.store.append([put('gc-dup', { weight: 1 })], { ...who, expectedRevision: head.revision }),
+        f.store.append([put('gc-dup', { weight: 2 })], { ...who, expectedRevision: head.revision }),
+        f.store.append([put('gc-dup', { weight: 3 })], who),
+      ]);
+      expect(results[0]).toMatchObject({ status: 'fulfilled', value: { status: 'appended' } });
+      expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(ConflictError);
+      const third = (results[2] as PromiseFulfilledResult<import('@meshplane/event-store').AppendResult>)
+        .value;
+      if (third.status !== 'appended') throw new Error('expected appended');
+      expect(third.changeSet.events[0]!.prevVersion).toBe(head.revision + 1);
+    });
+
+    it('replays a key used twice in one batch, and refuses it with another body', async () => {
+      const opts = { ...who, idempotencyKey: 'gc-key', idempotencyFingerprint: 'one' };
+      const [a, b, c] = await Promise.allSettled([
+        f.store.append([put('gc-idem')], opts),
+        f.store.append([put('gc-idem')], opts),
+        f.store.append([put('gc-idem-x')], { ...opts, idempotencyFingerprint: 'two' }),
+      ]);
+      // Either of the first two may reach the lock first; the other replays its change set.
+      const statuses = [a, b].map((r) => (r.status === 'fulfilled' ? r.value.status : 'rejected')).sort();
+      expect(statuses).toEqual(['appended', 'replayed']);
+      const [ra, rb] = [a, b].map(
+        (r) => (r as PromiseFulfilledResult<{ changeSet?: { revision: number } }>).value,
+      );
+      expect(ra!.changeSet!.revision).toBe(rb!.changeSet!.revision);
+      expect((c as PromiseRejectedResult).reason).toBeInstanceOf(ConflictError);
+    });
+  });
 });

@@ -1,18 +1,18 @@
 import {
   type Change,
-  type CommittedEvent,
   ConflictError,
   cloneState,
   emptyState,
   evolveInPlace,
-  IndexedState,
   type MeshState,
   type ResourceRef,
 } from '@meshplane/domain';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
-import { checkAppendOptions, prepareAppend, writeChangeSet } from './append';
-import { createKysely, createPool, isConnectionError } from './connection';
+import { checkAppendOptions } from './append';
+import { createKysely, createPool } from './connection';
+import { GroupCommitter } from './group-commit';
+import { HeadCache } from './head-cache';
 import { LogReader } from './log-reader';
 import { toEvent, toStoredResource } from './rows';
 import type { LogDatabase } from './schema';
@@ -52,7 +52,8 @@ export class EventStore {
   readonly snapshots: SnapshotRepository;
   readonly cluster: string;
   readonly snapshotInterval: number;
-  private cache: IndexedState | undefined;
+  private readonly headCache = new HeadCache();
+  private readonly committer: GroupCommitter;
   private pendingSnapshots = new Set<Promise<unknown>>();
 
   private constructor(
@@ -64,6 +65,13 @@ export class EventStore {
     this.snapshotInterval = opts.snapshotInterval ?? 1000;
     this.reader = new LogReader(db);
     this.snapshots = new SnapshotRepository(db);
+    this.committer = new GroupCommitter({
+      pool,
+      head: this.headCache,
+      cluster: this.cluster,
+      findIdempotent: (o, client) => this.findIdempotent(o, client),
+      onCommitted: (cs) => this.maybeSnapshot(cs),
+    });
   }
 
   static async open(opts: EventStoreOptions): Promise<EventStore> {
@@ -93,74 +101,18 @@ export class EventStore {
 
   // ---------------------------------------------------------------- writes
 
+  /**
+   * Appends one change set as one revision (or none, when it changes nothing).
+   * Concurrent appends from this process are group-committed: see GroupCommitter.
+   */
   async append(changes: Change[], opts: AppendOptions): Promise<AppendResult> {
     checkAppendOptions(opts);
-    for (let attempt = 1; ; attempt++) {
-      const phase = { commitSent: false };
-      try {
-        return await this.appendOnce(changes, opts, phase);
-      } catch (err) {
-        // A connection that died before COMMIT was sent rolled back for sure (a pooled
-        // connection the server closed while idle, a restart): retrying is safe. Once
-        // COMMIT was sent the outcome is unknown, and the caller decides (idempotency key).
-        if (!isConnectionError(err) || phase.commitSent || attempt >= 3) throw err;
-        await new Promise((r) => setTimeout(r, 100 * attempt));
-      }
-    }
-  }
-
-  private async appendOnce(
-    changes: Change[],
-    opts: AppendOptions,
-    phase: { commitSent: boolean },
-  ): Promise<AppendResult> {
+    // Fast path outside the lock; checked again under it, where it counts.
     if (opts.idempotencyKey) {
       const seen = await this.findIdempotent(opts);
       if (seen) return { status: 'replayed', changeSet: seen };
     }
-    const client = await this.pool.connect();
-    let committed: ChangeSet;
-    let failure: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const headRow = await client.query<{ revision: number; hash: string }>(
-        'SELECT revision, hash FROM mesh_head WHERE id FOR UPDATE',
-      );
-      const head = headRow.rows[0]!;
-      // Checked again under the lock: a concurrent request with the same key may just have committed.
-      if (opts.idempotencyKey) {
-        const seen = await this.findIdempotent(opts, client);
-        if (seen) {
-          await client.query('ROLLBACK');
-          return { status: 'replayed', changeSet: seen };
-        }
-      }
-      const state = await this.stateAtHead(client, head.revision);
-      const prepared = prepareAppend(state.state, head, changes, opts, this.cluster, state.view());
-      if (!prepared) {
-        await client.query('ROLLBACK');
-        return { status: 'unchanged', headRevision: head.revision };
-      }
-      await writeChangeSet(client, prepared);
-      phase.commitSent = true;
-      await client.query('COMMIT');
-      committed = prepared.changeSet;
-    } catch (err) {
-      // After a connection failure the commit's outcome is unknown: rebuild the cache from the log,
-      // and hand the broken client back so the pool discards it.
-      if (isConnectionError(err)) {
-        this.cache = undefined;
-        failure = err as Error;
-      } else {
-        await client.query('ROLLBACK').catch(() => undefined);
-      }
-      throw err;
-    } finally {
-      client.release(failure);
-    }
-    this.applyToCache(committed.events, committed.revision);
-    this.maybeSnapshot(committed);
-    return { status: 'appended', changeSet: committed };
+    return this.committer.submit(changes, opts);
   }
 
   private async findIdempotent(opts: AppendOptions, client?: pg.PoolClient): Promise<ChangeSet | undefined> {
@@ -187,40 +139,10 @@ export class EventStore {
     return this.reader.getChangeSet(row.revision);
   }
 
-  /** The in-memory state, brought to `headRevision` under the caller's head lock. */
-  private async stateAtHead(client: pg.PoolClient, headRevision: number): Promise<IndexedState> {
-    if (!this.cache || this.cache.revision > headRevision) {
-      const rows = await client.query('SELECT kind, namespace, name, spec, version, origin FROM resources');
-      const state = emptyState();
-      for (const row of rows.rows) {
-        const r = toStoredResource(row);
-        state.resources.set(`${r.kind}/${r.namespace}/${r.name}`, r);
-      }
-      state.revision = headRevision;
-      this.cache = new IndexedState(state);
-    } else if (this.cache.revision < headRevision) {
-      const rows = await client.query(
-        'SELECT revision, seq, kind, namespace, name, op, spec, prev_version, origin FROM events WHERE revision > $1 AND revision <= $2 ORDER BY revision, seq',
-        [this.cache.revision, headRevision],
-      );
-      this.applyToCache(rows.rows.map(toEvent), headRevision);
-    }
-    return this.cache;
-  }
-
-  /** Applies committed events once: callbacks may arrive after a catch-up already applied them. */
-  private applyToCache(events: CommittedEvent[], revision: number): void {
-    const cache = this.cache;
-    if (!cache || cache.revision >= revision) return;
-    // apply() advances the revision, so compare against where the cache started.
-    const from = cache.revision;
-    for (const e of events) if (e.revision > from) cache.apply(e);
-    cache.state.revision = revision;
-  }
-
   private maybeSnapshot(cs: ChangeSet): void {
     if (this.snapshotInterval <= 0 || cs.revision % this.snapshotInterval !== 0) return;
-    const state = this.cache?.revision === cs.revision ? cloneState(this.cache.state) : undefined;
+    const cached = this.headCache.current;
+    const state = cached?.revision === cs.revision ? cloneState(cached.state) : undefined;
     const job = (state ? this.snapshots.write(state, cs.hash) : this.createSnapshot(cs.revision))
       .catch(() => undefined) // a missed snapshot only costs replay time; the next interval writes one
       .finally(() => this.pendingSnapshots.delete(job));
@@ -271,7 +193,7 @@ export class EventStore {
         );
       }
       await client.query('COMMIT');
-      this.cache = undefined;
+      this.headCache.invalidate();
       return { revision, resources: rs.length };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
