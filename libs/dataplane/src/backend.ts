@@ -1,0 +1,112 @@
+import { codecs, toHex } from './codec';
+import { LAYOUT_VERSION, MANAGED_MAPS, type MapName, META_MAGIC } from './layout';
+import { emptyMapSet, type MapSet } from './maps';
+
+/** One map entry as the kernel sees it: key and value bytes. */
+export type MapEntry = [key: Uint8Array, value: Uint8Array];
+
+/**
+ * Where the maps live: pinned BPF maps (issue 5, through native/) or memory.
+ * Shaped like Cilium's StateDB reconciler operations: maps are addressed by
+ * name, writes are BATCHES of byte entries (one syscall per batch in BPF), and
+ * both update and delete are idempotent (deleting a missing key is not an
+ * error). A failed batch may have applied a prefix of its entries, as
+ * bpf_map_update_batch does; MapError.done says how many.
+ */
+export interface MapBackend {
+  /** `bpf` or `memory`: shown in logs and status, never used for decisions. */
+  readonly kind: string;
+  lookup(map: MapName, key: Uint8Array): Promise<Uint8Array | undefined>;
+  iterate(map: MapName): AsyncIterable<MapEntry>;
+  update(map: MapName, entries: readonly MapEntry[]): Promise<void>;
+  delete(map: MapName, keys: readonly Uint8Array[]): Promise<void>;
+  /** The checkpoint stored WITH the maps; undefined when no agent has written one. */
+  readMeta(): Promise<Meta | undefined>;
+  writeMeta(meta: Meta): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** mesh_meta as the agent uses it. */
+export interface Meta {
+  layoutVersion: number;
+  appliedRevision: number;
+  appliedAtMs: number;
+  mapsDigest: bigint;
+  node: string;
+  cluster: string;
+}
+
+/** Errno names and numbers the backends report (Linux values). */
+export const ERRNO = {
+  EPERM: 1,
+  ENOENT: 2,
+  EIO: 5,
+  E2BIG: 7,
+  ENOMEM: 12,
+  EBUSY: 16,
+  EINVAL: 22,
+  ENOSPC: 28,
+} as const;
+
+export type ErrnoName = keyof typeof ERRNO;
+
+/** A failed map operation, named like the syscall error it stands for. */
+export class MapError extends Error {
+  readonly errno: number;
+  constructor(
+    readonly code: ErrnoName,
+    readonly map: string,
+    readonly op: 'lookup' | 'update' | 'delete' | 'iterate',
+    /** Entries of the batch applied before the failure. */
+    readonly done: number,
+    detail?: string,
+  ) {
+    super(
+      `${op} ${map}: ${code}${detail ? ` (${detail})` : ''}${op === 'lookup' || op === 'iterate' ? '' : `, ${done} applied`}`,
+    );
+    this.name = 'MapError';
+    this.errno = ERRNO[code];
+  }
+}
+
+export function encodeMeta(meta: Meta): Uint8Array {
+  return codecs.metaValue.encode({
+    magic: META_MAGIC,
+    layout_version: meta.layoutVersion,
+    applied_revision: BigInt(meta.appliedRevision),
+    applied_at_ms: BigInt(meta.appliedAtMs),
+    maps_digest: meta.mapsDigest,
+    node: meta.node,
+    cluster: meta.cluster,
+  });
+}
+
+/** Undefined for the all-zero entry an ARRAY map starts with. */
+export function decodeMeta(bytes: Uint8Array): Meta | undefined {
+  const v = codecs.metaValue.decode(bytes);
+  if (v.magic !== META_MAGIC) return undefined;
+  return {
+    layoutVersion: v.layout_version,
+    appliedRevision: Number(v.applied_revision),
+    appliedAtMs: Number(v.applied_at_ms),
+    mapsDigest: v.maps_digest,
+    node: v.node,
+    cluster: v.cluster,
+  };
+}
+
+export const META_KEY = codecs.metaKey.encode({ index: 0 });
+
+/** Reads every agent-managed map of a backend (the full read-back of a resync or restart). */
+export async function readMaps(backend: MapBackend): Promise<MapSet> {
+  const out = emptyMapSet();
+  for (const m of MANAGED_MAPS) {
+    for await (const [k, v] of backend.iterate(m)) out[m].set(toHex(k), toHex(v));
+  }
+  return out;
+}
+
+/** The layout this build writes; a meta of another version means the maps are not ours to adopt. */
+export function isCurrentLayout(meta: Meta | undefined): boolean {
+  return meta === undefined || meta.layoutVersion === LAYOUT_VERSION;
+}

@@ -1,0 +1,224 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  decodeMeta,
+  type ErrnoName,
+  encodeMeta,
+  type MapBackend,
+  type MapEntry,
+  MapError,
+  META_KEY,
+  type Meta,
+} from './backend';
+import { fromHex, toHex } from './codec';
+import { LAYOUT_VERSION, MAPS, type MapName, STRUCTS } from './layout';
+
+/*
+ * The MEMORY map backend: for machines without BPF privileges and for
+ * many-node simulations (principle 8). It is not the data plane; nothing reads
+ * these maps on connect(). It keeps the semantics the reconciler relies on, so
+ * that code tested here behaves the same on pinned BPF maps:
+ *  - byte keys and values of exactly the struct sizes (EINVAL otherwise);
+ *  - max_entries per map (E2BIG when a new key does not fit, like a full hash map);
+ *  - batches apply in order and stop at the first failure (MapError.done);
+ *  - ARRAY maps (mesh_meta) always hold their entries, zero-filled, and reject deletes;
+ *  - deleting a missing key is fine (the BPF backend maps ENOENT to success too).
+ * With `file`, every write is persisted (write to a temp file, then rename, so
+ * a crash leaves the old or the new file, never half of one): like pinned maps,
+ * what was written survives the agent process.
+ */
+
+export interface FaultSpec {
+  /** Map whose writes fail. */
+  map: MapName;
+  /** Errno name to fail with; default EIO. */
+  code?: ErrnoName;
+  /** How many write calls fail before the fault clears itself; default: until clearFaults(). */
+  count?: number;
+  /** Entries of the batch applied before it fails (a partial batch); default 0. */
+  after?: number;
+}
+
+export interface MemoryMapBackendOptions {
+  /** Persist to this file after every write and load it on open. */
+  file?: string;
+  /** Override capacities (tests for overflow). */
+  maxEntries?: Partial<Record<MapName, number>>;
+}
+
+interface FileFormat {
+  format: 'meshplane-memory-maps';
+  layoutVersion: number;
+  maps: Record<string, Record<string, string>>;
+}
+
+export class MemoryMapBackend implements MapBackend {
+  readonly kind = 'memory';
+  private readonly maps = new Map<MapName, Map<string, Uint8Array>>();
+  private faults: Array<FaultSpec & { left: number }> = [];
+  private closed = false;
+  /** Write calls made (update, delete, writeMeta): lets tests assert "nothing was written". */
+  writes = 0;
+
+  private constructor(private readonly opts: MemoryMapBackendOptions) {
+    for (const name of Object.keys(MAPS) as MapName[]) {
+      const def = MAPS[name];
+      const m = new Map<string, Uint8Array>();
+      if (def.type === 'array') {
+        for (let i = 0; i < def.maxEntries; i++) {
+          const key = new Uint8Array(STRUCTS[def.key].size);
+          new DataView(key.buffer).setUint32(0, i, true);
+          m.set(toHex(key), new Uint8Array(def.value ? STRUCTS[def.value].size : 0));
+        }
+      }
+      this.maps.set(name, m);
+    }
+  }
+
+  /** Opens a backend; with `file`, loads what a previous process persisted there. */
+  static async open(opts: MemoryMapBackendOptions = {}): Promise<MemoryMapBackend> {
+    const b = new MemoryMapBackend(opts);
+    if (opts.file && fs.existsSync(opts.file)) b.load(opts.file);
+    return b;
+  }
+
+  private load(file: string): void {
+    const data = JSON.parse(fs.readFileSync(file, 'utf8')) as FileFormat;
+    if (data.format !== 'meshplane-memory-maps') throw new Error(`${file} is not a memory map file`);
+    // Another layout's bytes would be misread: start empty, as an agent facing foreign pins would.
+    if (data.layoutVersion !== LAYOUT_VERSION) return;
+    for (const [name, entries] of Object.entries(data.maps)) {
+      const m = this.maps.get(name as MapName);
+      if (!m) continue;
+      for (const [k, v] of Object.entries(entries)) m.set(k, fromHex(v));
+    }
+  }
+
+  private persist(): void {
+    const file = this.opts.file;
+    if (!file) return;
+    const out: FileFormat = { format: 'meshplane-memory-maps', layoutVersion: LAYOUT_VERSION, maps: {} };
+    for (const [name, m] of this.maps) {
+      const entries: Record<string, string> = {};
+      for (const [k, v] of m) entries[k] = toHex(v);
+      out.maps[name] = entries;
+    }
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(out));
+    fs.renameSync(tmp, file);
+  }
+
+  /** Fail upcoming writes to a map (errno-like), e.g. to test ERROR status and retries. */
+  injectFault(fault: FaultSpec): void {
+    this.faults.push({ ...fault, left: fault.count ?? Number.POSITIVE_INFINITY });
+  }
+
+  clearFaults(): void {
+    this.faults = [];
+  }
+
+  private map(name: MapName, op: MapError['op']): Map<string, Uint8Array> {
+    if (this.closed) throw new MapError('EBUSY', name, op, 0, 'backend closed');
+    const m = this.maps.get(name);
+    if (!m) throw new MapError('EINVAL', name, op, 0, 'no such map');
+    return m;
+  }
+
+  private checkSize(
+    name: MapName,
+    what: 'key' | 'value',
+    bytes: Uint8Array,
+    op: MapError['op'],
+    done: number,
+  ): void {
+    const struct = MAPS[name][what];
+    const size = struct ? STRUCTS[struct].size : 0;
+    if (bytes.length !== size)
+      throw new MapError('EINVAL', name, op, done, `${what} of ${bytes.length} bytes, expected ${size}`);
+  }
+
+  /** Consumes a matching fault: the number of entries to apply before failing, or -1 for none. */
+  private faultFor(name: MapName): { after: number; code: ErrnoName } | undefined {
+    const f = this.faults.find((x) => x.map === name && x.left > 0);
+    if (!f) return undefined;
+    f.left--;
+    return { after: f.after ?? 0, code: f.code ?? 'EIO' };
+  }
+
+  async lookup(map: MapName, key: Uint8Array): Promise<Uint8Array | undefined> {
+    const m = this.map(map, 'lookup');
+    this.checkSize(map, 'key', key, 'lookup', 0);
+    const v = m.get(toHex(key));
+    return v ? v.slice() : undefined;
+  }
+
+  async *iterate(map: MapName): AsyncIterable<MapEntry> {
+    // Snapshot first: writes during iteration must not disturb it (BPF iteration tolerates them too).
+    const entries = [...this.map(map, 'iterate')];
+    for (const [k, v] of entries) yield [fromHex(k), v.slice()];
+  }
+
+  async update(map: MapName, entries: readonly MapEntry[]): Promise<void> {
+    const m = this.map(map, 'update');
+    this.writes++;
+    const fault = this.faultFor(map);
+    const def = MAPS[map];
+    let done = 0;
+    try {
+      for (const [key, value] of entries) {
+        if (fault && done >= fault.after)
+          throw new MapError(fault.code, map, 'update', done, 'injected fault');
+        this.checkSize(map, 'key', key, 'update', done);
+        this.checkSize(map, 'value', value, 'update', done);
+        const k = toHex(key);
+        if (!m.has(k) && (def.type === 'array' || m.size >= (this.opts.maxEntries?.[map] ?? def.maxEntries)))
+          throw new MapError('E2BIG', map, 'update', done, `${m.size} entries, no room for a new key`);
+        m.set(k, value.slice());
+        done++;
+      }
+      if (fault) throw new MapError(fault.code, map, 'update', done, 'injected fault');
+    } finally {
+      if (done > 0) this.persist();
+    }
+  }
+
+  async delete(map: MapName, keys: readonly Uint8Array[]): Promise<void> {
+    const m = this.map(map, 'delete');
+    this.writes++;
+    if (MAPS[map].type === 'array')
+      throw new MapError('EINVAL', map, 'delete', 0, 'array map entries cannot be deleted');
+    const fault = this.faultFor(map);
+    let done = 0;
+    try {
+      for (const key of keys) {
+        if (fault && done >= fault.after)
+          throw new MapError(fault.code, map, 'delete', done, 'injected fault');
+        this.checkSize(map, 'key', key, 'delete', done);
+        m.delete(toHex(key));
+        done++;
+      }
+      if (fault) throw new MapError(fault.code, map, 'delete', done, 'injected fault');
+    } finally {
+      if (done > 0) this.persist();
+    }
+  }
+
+  async readMeta(): Promise<Meta | undefined> {
+    const v = await this.lookup('mesh_meta', META_KEY);
+    return v ? decodeMeta(v) : undefined;
+  }
+
+  async writeMeta(meta: Meta): Promise<void> {
+    await this.update('mesh_meta', [[META_KEY, encodeMeta(meta)]]);
+  }
+
+  /** Entries currently held (tests and simulations). */
+  size(map: MapName): number {
+    return this.maps.get(map)?.size ?? 0;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}

@@ -1,0 +1,398 @@
+import {
+  type ApplyOutcome,
+  type CgroupIdOf,
+  fakeCgroupId,
+  IncrementalCompiler,
+  type IncrementalResult,
+  type MapBackend,
+  MemoryMapBackend,
+  Reconciler,
+} from '@meshplane/dataplane';
+import { emptyState, evolveInPlace, type MeshState, refKey } from '@meshplane/domain';
+import {
+  connectNats,
+  decodeRevision,
+  provisionStatusBucket,
+  RevisionCodecError,
+  streamInfoOrUndefined,
+  streamName,
+} from '@meshplane/messaging';
+import { DeliverPolicy, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { AgentConfig } from './config';
+import { consoleLogger, type Logger } from './logger';
+import { httpSnapshotSource, type SnapshotSource } from './snapshot';
+import { StatusReporter } from './status';
+
+/*
+ * The node agent's loop (issue 4):
+ *   1. read the checkpoint stored with the maps (never trust memory);
+ *   2. rebuild the desired state: replay the stream from revision 1 when it
+ *      still holds it and there is a checkpoint to resume, otherwise take the
+ *      API snapshot (the maps hold compiled entries, not resources, so the
+ *      state at the checkpoint must come from one of the two);
+ *   3. consume the stream with an ORDERED consumer from the next revision;
+ *   4. per batch of buffered revisions (coalesced): evolve, compile (the
+ *      incremental compiler: only the services the changes can affect), diff
+ *      the touched keys against the maps, apply the ordered ops, checkpoint,
+ *      report status.
+ * A state older than the checkpoint is never applied (no rollback of maps on a
+ * replay or a lagging snapshot). A gap in the revisions, or one that cannot
+ * be decoded, sends the agent back to step 2. A failed apply is reported as
+ * ERROR and retried by the reconciler with backoff; the checkpoint stays put.
+ */
+
+export interface AgentDeps {
+  /** Default: from config.dataplane (memory, persisted to config.stateFile). */
+  backend?: MapBackend;
+  /** Default: connectNats(config.natsUrl). A connection passed in is not closed by stop(). */
+  nc?: NatsConnection;
+  /** Default: GET <MESH_API_URL>/v1/snapshot; none when MESH_API_URL is unset. */
+  snapshot?: SnapshotSource;
+  /** Default: fakeCgroupId (memory backend only). */
+  cgroupIdOf?: CgroupIdOf;
+  log?: Logger;
+  /** Pause before re-bootstrapping or retrying a missing stream; default 1 s. */
+  retryMs?: number;
+}
+
+export interface AgentHandle {
+  readonly node: string;
+  readonly backend: MapBackend;
+  readonly reconciler: Reconciler;
+  status(): ReturnType<StatusReporter['current']>;
+  /** The desired state in memory (tests, debugging). */
+  state(): MeshState;
+  /** Resolves once the maps hold `revision` or later (checkpoint written). */
+  waitForRevision(revision: number, timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+class Restart extends Error {}
+
+export async function createBackend(config: AgentConfig): Promise<MapBackend> {
+  if (config.dataplane === 'bpf') {
+    throw new Error(
+      'MESH_DATAPLANE=bpf: the BPF map backend is not available in this build yet (it arrives with the data-plane ' +
+        'issue); use MESH_DATAPLANE=memory',
+    );
+  }
+  return MemoryMapBackend.open(config.stateFile ? { file: config.stateFile } : {});
+}
+
+export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<AgentHandle> {
+  const log = deps.log ?? consoleLogger({ component: 'agent', node: config.node, cluster: config.cluster });
+  const ownBackend = !deps.backend;
+  const backend = deps.backend ?? (await createBackend(config));
+  if (backend.kind === 'memory')
+    log.info('memory map backend: maps are simulated, no traffic is steered', {
+      stateFile: config.stateFile,
+    });
+  const ownNc = !deps.nc;
+  const nc =
+    deps.nc ??
+    (await connectNats(config.natsUrl, { name: `meshplane-agent/${config.cluster}/${config.node}` }));
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const snapshot =
+    deps.snapshot ?? (config.apiUrl ? httpSnapshotSource(config.apiUrl, config.token) : undefined);
+  const retryMs = deps.retryMs ?? 1000;
+  const stream = streamName(config.cluster);
+
+  let state: MeshState = emptyState();
+  let queue: Array<{ seq: number; data: Uint8Array }> = [];
+  let minApply = 0;
+  let lastSubmitted = -1;
+  // Incremental compile: rebuilt from scratch after every (re)bootstrap, fed the changed keys after that.
+  let compiler: IncrementalCompiler | undefined;
+  let changed = new Set<string>();
+  let fullPlan = true;
+  let applying = false;
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  let stopConsumer: (() => void) | undefined;
+  const waiters = new Set<() => void>();
+
+  const reporter = new StatusReporter({
+    node: config.node,
+    cluster: config.cluster,
+    agentVersion: config.agentVersion,
+    recentApplies: config.recentApplies,
+    onPutError: (err) => log.warn('status write failed', { error: err.message }),
+  });
+  const onOutcome = (o: ApplyOutcome) => {
+    reporter.outcome(o, queue.length > 0);
+    if (o.ok) for (const w of [...waiters]) w();
+    if (!o.ok) log.warn('apply failed', { revision: o.revision, error: o.error, retryInMs: o.retryInMs });
+    else if (o.kind === 'full-pass' && o.ops > 0) log.warn('full pass repaired drift', { repairs: o.ops });
+    void reporter.publish();
+  };
+  const reconciler = new Reconciler(backend, {
+    node: config.node,
+    cluster: config.cluster,
+    onOutcome,
+  });
+
+  // Compile and apply the state once everything already buffered has been folded in.
+  const applyPending = async (): Promise<void> => {
+    if (applying) return;
+    applying = true;
+    try {
+      while (queue.length > 0 && !stopped) {
+        const batch = queue;
+        queue = [];
+        for (const m of batch) foldRevision(m.seq, m.data);
+      }
+      if (stopped || state.revision < minApply || state.revision === lastSubmitted) return;
+      reporter.setState('APPLYING');
+      let result: IncrementalResult;
+      try {
+        // After a (re)bootstrap: everything, with ids read from the maps. Then only what changed.
+        if (compiler === undefined) {
+          const fresh = new IncrementalCompiler(config.node, { cgroupIdOf: deps.cgroupIdOf ?? fakeCgroupId });
+          result = fresh.reset(state, await reconciler.allocator());
+          compiler = fresh;
+        } else result = compiler.update(state, changed);
+        changed = new Set();
+      } catch (err) {
+        // Reading the maps back failed: nothing was submitted, so the next pass tries again.
+        reporter.setState('ERROR', `revision ${state.revision}: ${(err as Error).message}`);
+        void reporter.publish();
+        throw err;
+      }
+      const { desired } = result;
+      if (desired.stats.skipped.length)
+        log.warn('resources skipped by compile', { skipped: desired.stats.skipped });
+      lastSubmitted = state.revision;
+      await reconciler.submit(desired, fullPlan ? {} : { touched: result.touched });
+      fullPlan = false;
+    } finally {
+      applying = false;
+    }
+    if (queue.length > 0 && !stopped) await applyPending();
+  };
+
+  const foldRevision = (seq: number, data: Uint8Array): void => {
+    if (seq <= state.revision) return; // already folded (redelivery after a consumer reset)
+    if (seq !== state.revision + 1)
+      throw new Restart(`revision ${state.revision + 1} is missing (got ${seq})`);
+    const cs = decodeRevision(data);
+    if (cs.revision !== seq) throw new Restart(`stream sequence ${seq} carries revision ${cs.revision}`);
+    for (const e of cs.events) {
+      evolveInPlace(state, e);
+      changed.add(refKey(e));
+    }
+    state.revision = seq;
+  };
+
+  const bootstrap = async (
+    jsm: JetStreamManager,
+    checkpoint: number,
+    preferSnapshot: boolean,
+  ): Promise<number> => {
+    reporter.setState('BOOTSTRAPPING');
+    for (;;) {
+      if (stopped) return 0;
+      const info = await streamInfoOrUndefined(jsm, stream).catch((err: Error) => {
+        log.warn('stream info failed', { error: err.message });
+        return null;
+      });
+      if (info === null) {
+        await sleep(retryMs);
+        continue;
+      }
+      if (!info) {
+        reporter.setState('BOOTSTRAPPING', `stream ${stream} does not exist yet`);
+        void reporter.publish();
+        await sleep(retryMs);
+        continue;
+      }
+      const first = info.state.first_seq;
+      const last = info.state.last_seq;
+      const holdsAll = last === 0 || first <= 1;
+      // Replay: resumes a checkpoint without the API, and is the only way when there is no API.
+      if (holdsAll && (!snapshot || (checkpoint > 0 && !preferSnapshot))) {
+        log.info('rebuilding state from the stream', { checkpoint, last });
+        state = emptyState();
+        return 1;
+      }
+      if (!snapshot) {
+        reporter.setState(
+          'ERROR',
+          `stream ${stream} starts at revision ${first} and MESH_API_URL is not set`,
+        );
+        void reporter.publish();
+        await sleep(retryMs);
+        continue;
+      }
+      try {
+        const snap = await snapshot();
+        if (snap.revision + 1 < first)
+          throw new Error(`snapshot at ${snap.revision} is older than the stream (${first})`);
+        log.info('bootstrapped from the API snapshot', { revision: snap.revision, checkpoint });
+        state = snap.state;
+        return snap.revision + 1;
+      } catch (err) {
+        reporter.setState('BOOTSTRAPPING', `snapshot failed: ${(err as Error).message}`);
+        void reporter.publish();
+        await sleep(retryMs);
+      }
+    }
+  };
+
+  const consume = async (start: number): Promise<void> => {
+    const consumer = await js.consumers.get(stream, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: start,
+    });
+    // Short pulls: after a NATS restart the ordered consumer notices missed heartbeats and
+    // recreates itself within seconds (the 30 s default would stall propagation that long).
+    const messages = await consumer.consume({ expires: 5_000 });
+    stopConsumer = () => messages.stop();
+    let failure: Error | undefined;
+    const pump = (async () => {
+      for await (const m of messages) {
+        queue.push({ seq: m.seq, data: m.data });
+        wake?.();
+      }
+    })();
+    // Applies run beside the pump so that revisions arriving meanwhile pile up and coalesce.
+    for (;;) {
+      if (stopped) break;
+      try {
+        await applyPending();
+      } catch (err) {
+        failure = err as Error;
+        break;
+      }
+      if (queue.length > 0) continue; // arrived while applying: coalesce them now
+      const done = await Promise.race([
+        pump.then(() => true),
+        new Promise<false>((r) => (wake = () => r(false))),
+      ]);
+      if (done && queue.length === 0) break;
+    }
+    messages.stop();
+    await pump.catch(() => undefined);
+    if (failure) throw failure;
+  };
+
+  const run = async (): Promise<void> => {
+    const meta = await reconciler.load();
+    let checkpoint = meta?.appliedRevision ?? 0;
+    if (meta && (meta.node !== config.node || meta.cluster !== config.cluster)) {
+      log.warn('maps were written for another node or cluster: not resuming their checkpoint', {
+        metaNode: meta.node,
+        metaCluster: meta.cluster,
+      });
+      checkpoint = 0;
+    }
+    reporter.restored(checkpoint, meta?.appliedAtMs);
+    reporter.attach(await untilDone(() => provisionStatusBucket(js, config.cluster), 'status bucket'));
+    void reporter.publish();
+    reconciler.startPeriodicFullPass(config.fullPassMs);
+    let preferSnapshot = false;
+    let needBootstrap = true;
+    let start = 0;
+    while (!stopped) {
+      if (needBootstrap) {
+        start = await bootstrap(jsm, checkpoint, preferSnapshot);
+        if (stopped) break;
+        minApply = checkpoint;
+        lastSubmitted = -1;
+        compiler = undefined;
+        fullPlan = true;
+        changed = new Set();
+        queue = [];
+        needBootstrap = false;
+      }
+      try {
+        await consume(start);
+        if (!stopped) log.warn('revision consumer ended; resuming', { from: state.revision + 1 });
+      } catch (err) {
+        const message = (err as Error).message;
+        // A gap, or a revision that cannot be read, needs a new base state; anything else
+        // (NATS restarting, a timeout) only needs the consumer again, from where it stopped.
+        if (err instanceof Restart || err instanceof RevisionCodecError) {
+          needBootstrap = true;
+          // A revision that cannot be folded would fail the same way on a replay: the snapshot skips it.
+          preferSnapshot = true;
+          log.warn('re-bootstrapping', { reason: message });
+          reporter.setState('BOOTSTRAPPING', message);
+        } else log.warn('revision consumer failed; resuming', { reason: message, from: state.revision + 1 });
+        void reporter.publish();
+      }
+      if (!stopped) await sleep(retryMs);
+      start = state.revision + 1;
+      // Never go below what the maps already hold.
+      checkpoint = Math.max(checkpoint, reconciler.meta?.appliedRevision ?? 0);
+    }
+  };
+
+  // Retries start-up calls that only fail while NATS is unreachable.
+  const untilDone = async <T>(fn: () => Promise<T>, what: string): Promise<T> => {
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (stopped) throw err;
+        log.warn(`${what} not ready; retrying`, { error: (err as Error).message });
+        await sleep(retryMs);
+      }
+    }
+  };
+
+  const heartbeat = setInterval(() => void reporter.publish(), config.heartbeatMs);
+  heartbeat.unref();
+  const loop = run().catch((err: Error) => {
+    log.error('agent loop failed', { error: err.message });
+    reporter.setState('ERROR', err.message);
+    void reporter.publish();
+  });
+
+  return {
+    node: config.node,
+    backend,
+    reconciler,
+    status: () => reporter.current(),
+    state: () => state,
+    waitForRevision: (revision, timeoutMs = 30_000) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if ((reconciler.meta?.appliedRevision ?? 0) < revision) return;
+          cleanup();
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          const s = reporter.current();
+          reject(
+            new Error(
+              `${config.node}: revision ${revision} not applied within ${timeoutMs}ms (at ${s.appliedRevision}, ${s.state}, ${s.lastError ?? 'no error'})`,
+            ),
+          );
+        }, timeoutMs);
+        const cleanup = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      }),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(heartbeat);
+      stopConsumer?.();
+      wake?.();
+      reconciler.stop();
+      await loop;
+      reporter.setState('STOPPING');
+      await reporter.publish();
+      if (ownNc) await nc.drain().catch(() => undefined);
+      if (ownBackend) await backend.close();
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
