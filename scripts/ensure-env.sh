@@ -36,6 +36,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# --- the eBPF data plane: toolchain, BPF objects, libbpf addon ------------------
+bash scripts/ensure-bpf.sh
+
 # --- services -----------------------------------------------------------------
 hostport() { # url -> "host port"
   node -e 'const u=new URL(process.argv[1]);console.log(u.hostname, u.port||process.argv[2])' "$1" "$2"

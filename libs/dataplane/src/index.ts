@@ -1,5 +1,7 @@
 export * from './backend';
 export * from './backoff';
+// The BPF backend loads its native addon on first use, so importing it is safe without BPF.
+export * from './bpf';
 export * from './codec';
 export * from './compile';
 export * from './ids';

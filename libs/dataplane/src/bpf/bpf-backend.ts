@@ -1,0 +1,307 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  decodeMeta,
+  ERRNO,
+  type ErrnoName,
+  encodeMeta,
+  type MapBackend,
+  type MapEntry,
+  MapError,
+  META_KEY,
+  type Meta,
+} from '../backend';
+import type { CgroupIdOf } from '../compile';
+import { MAPS, type MapName, STRUCTS } from '../layout';
+import { bpffsMounts, ensureWorkloadCgroup, resolveAgentCgroup, workloadCgroupId } from './cgroup';
+import {
+  BPF_ANY,
+  isNativeError,
+  loadAddon,
+  type NativeAddon,
+  type NativeBpfObject,
+  type NativeMapInfo,
+  objectPath,
+} from './native';
+
+/*
+ * The real data plane's MapBackend: maps pinned under a per-node pin directory, the
+ * programs of bpf/mesh.bpf.o attached to the agent's cgroup through PINNED links. So
+ * the attachments and the maps outlive the agent process (kill -9 keeps traffic
+ * flowing); a restarted agent opens the same object with the same pin root, libbpf
+ * reuses the pinned maps, and the pinned links are adopted by swapping their program
+ * (BPF_LINK_UPDATE) instead of being detached and re-attached.
+ */
+
+/** Cgroup programs: name in mesh.bpf.c -> link pin name. */
+export const CGROUP_PROGRAMS = {
+  mesh_connect4: 'connect4',
+  mesh_sendmsg4: 'sendmsg4',
+  mesh_recvmsg4: 'recvmsg4',
+  mesh_getpeer4: 'getpeername4',
+  mesh_sockops: 'sockops',
+} as const;
+const SK_MSG_PROGRAM = 'mesh_sk_msg';
+const SOCKHASH = 'mesh_socks';
+
+export interface BpfMapBackendOptions {
+  /** Node name: the last component of the default pin dir. */
+  node: string;
+  /** Default MESH_BPF_PIN_DIR, else /sys/fs/bpf/meshplane/<node>. */
+  pinDir?: string;
+  /** cgroup v2 directory the programs attach to; default MESH_CGROUP. Without one, maps only. */
+  cgroup?: string;
+  /** Default bpf/mesh.bpf.o of this repository (MESH_BPF_OBJECT). */
+  object?: string;
+}
+
+export type AttachResult = 'attached' | 'adopted';
+
+export function defaultPinDir(node: string): string {
+  return process.env.MESH_BPF_PIN_DIR ?? `/sys/fs/bpf/meshplane/${node}`;
+}
+
+/** A pin dir must be a subdirectory of a bpffs mount: teardown removes it. */
+function checkPinDir(dir: string): string {
+  const abs = path.resolve(dir);
+  const mount = bpffsMounts().find((m) => abs.startsWith(`${m}/`));
+  if (!mount)
+    throw new Error(`${abs} is not below a bpffs mount (${bpffsMounts().join(', ') || 'none mounted'})`);
+  return abs;
+}
+
+export class BpfMapBackend implements MapBackend {
+  readonly kind = 'bpf';
+  private readonly fds = new Map<MapName, NativeMapInfo>();
+  private closed = false;
+  /** What open() did with each program: attached fresh or adopted a pinned link. */
+  readonly attachments: Record<string, AttachResult> = {};
+
+  private constructor(
+    private readonly addon: NativeAddon,
+    private obj: NativeBpfObject | undefined,
+    readonly pinDir: string,
+    readonly cgroup: string | undefined,
+  ) {}
+
+  /**
+   * Loads the object with maps pinned in (or reused from) the pin dir and, when a cgroup
+   * is given, attaches every program to it, adopting links an earlier agent pinned.
+   */
+  static async open(opts: BpfMapBackendOptions): Promise<BpfMapBackend> {
+    const addon = loadAddon();
+    const pinDir = checkPinDir(opts.pinDir ?? defaultPinDir(opts.node));
+    const cgroupDir = opts.cgroup ?? process.env.MESH_CGROUP;
+    const cgroup = cgroupDir ? resolveAgentCgroup(cgroupDir) : undefined;
+    fs.mkdirSync(path.join(pinDir, 'links'), { recursive: true });
+    const obj = new addon.BpfObject(opts.object ?? objectPath(), pinDir);
+    const backend = new BpfMapBackend(addon, obj, pinDir, cgroup);
+    try {
+      obj.load();
+      for (const name of Object.keys(MAPS) as MapName[]) backend.openMap(name);
+      if (cgroup) backend.attach(cgroup);
+    } catch (err) {
+      await backend.close();
+      throw err;
+    }
+    return backend;
+  }
+
+  /** Opens maps an agent pinned earlier, without loading or attaching anything (tools, bench). */
+  static async openPinned(pinDir: string): Promise<BpfMapBackend> {
+    const backend = new BpfMapBackend(loadAddon(), undefined, checkPinDir(pinDir), undefined);
+    try {
+      for (const name of Object.keys(MAPS) as MapName[]) backend.openMap(name);
+    } catch (err) {
+      await backend.close();
+      throw err;
+    }
+    return backend;
+  }
+
+  private openMap(name: MapName): void {
+    const info = this.addon.openPinned(path.join(this.pinDir, name));
+    const def = MAPS[name];
+    const keySize = STRUCTS[def.key].size;
+    if (info.keySize !== keySize || (def.value && info.valueSize !== STRUCTS[def.value].size)) {
+      this.addon.closeFd(info.fd);
+      throw new Error(
+        `${name} in ${this.pinDir}: key/value ${info.keySize}/${info.valueSize} bytes, this build expects ` +
+          `${keySize}/${def.value ? STRUCTS[def.value].size : '-'} (layout mismatch: not adopting)`,
+      );
+    }
+    this.fds.set(name, info);
+  }
+
+  private attach(cgroup: string): void {
+    const obj = this.obj!;
+    for (const [prog, pin] of Object.entries(CGROUP_PROGRAMS))
+      this.attachments[prog] = obj.attachCgroup(prog, cgroup, this.linkPin(pin));
+    // The sockhash holds the sk_msg program; attaching again replaces it (the restart case).
+    obj.attachSkMsg(SK_MSG_PROGRAM, SOCKHASH);
+    this.attachments[SK_MSG_PROGRAM] = 'attached';
+  }
+
+  /** For compile(): the real cgroup id of a workload of this node, once its cgroup exists. */
+  readonly cgroupIdOf: CgroupIdOf = (w) =>
+    this.cgroup ? workloadCgroupId(this.cgroup, w.namespace, w.name) : undefined;
+
+  /** Creates the cgroup `<namespace>.<name>` a workload's processes are to run in. */
+  workloadCgroup(namespace: string, name: string): string {
+    if (!this.cgroup) throw new Error('BpfMapBackend: no cgroup (MESH_CGROUP) to create workload cgroups in');
+    return ensureWorkloadCgroup(this.cgroup, namespace, name);
+  }
+
+  linkPin(name: string): string {
+    return path.join(this.pinDir, 'links', name);
+  }
+
+  /** The fd of a map (for tools and tests that talk to the addon directly). */
+  mapInfo(map: MapName): NativeMapInfo {
+    if (this.closed) throw new MapError('EBUSY', map, 'lookup', 0, 'backend closed');
+    const info = this.fds.get(map);
+    if (!info) throw new MapError('EINVAL', map, 'lookup', 0, 'map not open');
+    return info;
+  }
+
+  private fail(err: unknown, map: MapName, op: MapError['op']): never {
+    if (!isNativeError(err)) throw err;
+    // MapError speaks a small errno vocabulary; other names (ENOTSOCK...) travel in detail.
+    const code: ErrnoName = err.code in ERRNO ? (err.code as ErrnoName) : 'EIO';
+    const e = new MapError(code, map, op, err.done ?? 0, err.message);
+    (e as Error & { cause?: unknown }).cause = err;
+    throw e;
+  }
+
+  async lookup(map: MapName, key: Uint8Array): Promise<Uint8Array | undefined> {
+    const info = this.mapInfo(map);
+    try {
+      const v = this.addon.lookup(info.fd, key, info.valueSize);
+      return v ? new Uint8Array(v) : undefined;
+    } catch (err) {
+      this.fail(err, map, 'lookup');
+    }
+  }
+
+  async *iterate(map: MapName): AsyncIterable<MapEntry> {
+    const info = this.mapInfo(map);
+    let dump: ReturnType<NativeAddon['dump']>;
+    try {
+      dump = this.addon.dump(info.fd, info.keySize, info.valueSize);
+    } catch (err) {
+      this.fail(err, map, 'iterate');
+    }
+    for (let i = 0; i < dump.count; i++) {
+      yield [
+        new Uint8Array(dump.keys.subarray(i * info.keySize, (i + 1) * info.keySize)),
+        new Uint8Array(dump.values.subarray(i * info.valueSize, (i + 1) * info.valueSize)),
+      ];
+    }
+  }
+
+  async update(map: MapName, entries: readonly MapEntry[]): Promise<void> {
+    const info = this.mapInfo(map);
+    if (entries.length === 0) return;
+    const keys = Buffer.allocUnsafe(entries.length * info.keySize);
+    const values = Buffer.allocUnsafe(entries.length * info.valueSize);
+    entries.forEach(([k, v], i) => {
+      if (k.length !== info.keySize || v.length !== info.valueSize)
+        throw new MapError(
+          'EINVAL',
+          map,
+          'update',
+          i,
+          `entry ${i}: ${k.length}/${v.length} bytes, expected ${info.keySize}/${info.valueSize}`,
+        );
+      keys.set(k, i * info.keySize);
+      values.set(v, i * info.valueSize);
+    });
+    try {
+      this.addon.updateBatch(info.fd, keys, values, entries.length, BPF_ANY);
+    } catch (err) {
+      this.fail(err, map, 'update');
+    }
+  }
+
+  async delete(map: MapName, keys: readonly Uint8Array[]): Promise<void> {
+    const info = this.mapInfo(map);
+    if (keys.length === 0) return;
+    const buf = Buffer.allocUnsafe(keys.length * info.keySize);
+    keys.forEach((k, i) => {
+      if (k.length !== info.keySize)
+        throw new MapError(
+          'EINVAL',
+          map,
+          'delete',
+          i,
+          `key ${i}: ${k.length} bytes, expected ${info.keySize}`,
+        );
+      buf.set(k, i * info.keySize);
+    });
+    try {
+      this.addon.deleteBatch(info.fd, buf, keys.length);
+    } catch (err) {
+      this.fail(err, map, 'delete');
+    }
+  }
+
+  async readMeta(): Promise<Meta | undefined> {
+    const v = await this.lookup('mesh_meta', META_KEY);
+    return v ? decodeMeta(v) : undefined;
+  }
+
+  async writeMeta(meta: Meta): Promise<void> {
+    await this.update('mesh_meta', [[META_KEY, encodeMeta(meta)]]);
+  }
+
+  /** Drops this process's fds; pinned maps and links keep serving traffic. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const info of this.fds.values()) this.addon.closeFd(info.fd);
+    this.fds.clear();
+    this.obj?.close();
+    this.obj = undefined;
+  }
+
+  /**
+   * The agent's own cleanup: detaches every program, unpins links and maps and removes
+   * the pin dir. Works on a closed backend and on pins left by a dead agent as well.
+   */
+  async teardown(): Promise<void> {
+    // sk_msg lives in the sockhash: detach it while we still hold the program.
+    if (this.obj && !this.closed) {
+      try {
+        this.obj.detachSkMsg(SK_MSG_PROGRAM, SOCKHASH);
+      } catch {
+        // not attached (maps-only backend): nothing to detach
+      }
+    }
+    await this.close();
+    teardownPinDir(this.pinDir, this.addon);
+  }
+}
+
+/** Detaches the pinned links of a pin dir and removes it (also for pins of a dead agent). */
+export function teardownPinDir(pinDir: string, addon: NativeAddon = loadAddon()): void {
+  const dir = checkPinDir(pinDir);
+  if (!fs.existsSync(dir)) return;
+  const links = path.join(dir, 'links');
+  if (fs.existsSync(links)) {
+    for (const name of fs.readdirSync(links)) addon.detachLink(path.join(links, name));
+    fs.rmdirSync(links);
+  }
+  // Unpinning the last reference frees a map; the sockhash takes its sk_msg program along.
+  for (const name of fs.readdirSync(dir)) fs.unlinkSync(path.join(dir, name));
+  fs.rmdirSync(dir);
+  // The default layout nests node dirs in a shared parent (/sys/fs/bpf/meshplane): drop
+  // it when this was the last node, never when it is a mount point itself.
+  const parent = path.dirname(dir);
+  if (!bpffsMounts().includes(parent)) {
+    try {
+      fs.rmdirSync(parent);
+    } catch {
+      // other nodes still pinned there
+    }
+  }
+}
