@@ -1,5 +1,18 @@
 import os from 'node:os';
+import {
+  ConfigError,
+  clusterEnv,
+  DEFAULT_DATABASE_URL,
+  DEFAULT_NATS_URL,
+  intEnv,
+  parseEnv,
+  redactUrl,
+  urlEnv,
+} from '@meshplane/config';
 import { z } from 'zod';
+
+export { ConfigError, DEFAULT_DATABASE_URL, DEFAULT_NATS_URL, redactUrl };
+
 import type { LogLevel, LogSink } from './logger';
 
 /** What the relay needs to run; read from the environment once, at start-up. */
@@ -28,71 +41,26 @@ export interface RelayConfig {
   logSink?: LogSink;
 }
 
-export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/meshplane';
-export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
-
-const intString = (name: string, min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, `${name} must be an integer between ${min} and ${max}`)
-    .transform(Number)
-    .refine((n) => n >= min && n <= max, `${name} must be an integer between ${min} and ${max}`);
-
-const url = (name: string, protocols: string[]) =>
-  z.string().refine(
-    (v) =>
-      v.split(',').every((one) => {
-        try {
-          return protocols.includes(new URL(one.trim()).protocol);
-        } catch {
-          return false;
-        }
-      }),
-    `${name} must be a ${protocols.map((p) => `${p}//`).join(' or ')} URL`,
-  );
-
 const EnvSchema = z.object({
-  MESH_CLUSTER: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'MESH_CLUSTER must be a DNS-1123 label')
-    .max(63, 'MESH_CLUSTER must be at most 63 characters')
-    .default('local'),
-  DATABASE_URL: url('DATABASE_URL', ['postgres:', 'postgresql:']).default(DEFAULT_DATABASE_URL),
-  NATS_URL: url('NATS_URL', ['nats:', 'tls:']).default(DEFAULT_NATS_URL),
-  MESH_RELAY_POLL_MS: intString('MESH_RELAY_POLL_MS', 10, 600_000).default(1000),
-  MESH_STREAM_MAX_MSGS: intString('MESH_STREAM_MAX_MSGS', 1, Number.MAX_SAFE_INTEGER).optional(),
-  MESH_RELAY_LOCK_RETRY_MS: intString('MESH_RELAY_LOCK_RETRY_MS', 10, 60_000).default(500),
-  MESH_RELAY_SESSION_CHECK_MS: intString('MESH_RELAY_SESSION_CHECK_MS', 100, 60_000).default(1000),
-  MESH_RELAY_BATCH_SIZE: intString('MESH_RELAY_BATCH_SIZE', 1, 10_000).default(500),
-  MESH_RELAY_PUBLISH_WINDOW: intString('MESH_RELAY_PUBLISH_WINDOW', 1, 1024).default(64),
-  MESH_RELAY_STEP_DOWN_MS: intString('MESH_RELAY_STEP_DOWN_MS', 1000, 3_600_000).default(30_000),
+  MESH_CLUSTER: clusterEnv,
+  DATABASE_URL: urlEnv('DATABASE_URL', ['postgres:', 'postgresql:']).default(DEFAULT_DATABASE_URL),
+  NATS_URL: urlEnv('NATS_URL', ['nats:', 'tls:']).default(DEFAULT_NATS_URL),
+  MESH_RELAY_POLL_MS: intEnv('MESH_RELAY_POLL_MS', 10, 600_000).default(1000),
+  MESH_STREAM_MAX_MSGS: intEnv('MESH_STREAM_MAX_MSGS', 1, Number.MAX_SAFE_INTEGER).optional(),
+  MESH_RELAY_LOCK_RETRY_MS: intEnv('MESH_RELAY_LOCK_RETRY_MS', 10, 60_000).default(500),
+  MESH_RELAY_SESSION_CHECK_MS: intEnv('MESH_RELAY_SESSION_CHECK_MS', 100, 60_000).default(1000),
+  MESH_RELAY_BATCH_SIZE: intEnv('MESH_RELAY_BATCH_SIZE', 1, 10_000).default(500),
+  MESH_RELAY_PUBLISH_WINDOW: intEnv('MESH_RELAY_PUBLISH_WINDOW', 1, 1024).default(64),
+  MESH_RELAY_STEP_DOWN_MS: intEnv('MESH_RELAY_STEP_DOWN_MS', 1000, 3_600_000).default(30_000),
   MESH_LOG_LEVEL: z
     .enum(['debug', 'info', 'warn', 'error'], 'MESH_LOG_LEVEL must be debug, info, warn or error')
     .default('info'),
   MESH_RELAY_INSTANCE: z.string().min(1).max(128).optional(),
 });
 
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
-
-/** Validates the environment; throws ConfigError naming every bad variable. */
+/** Validates the environment once, at start-up; throws ConfigError naming every bad variable. */
 export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
-  // Empty strings count as unset, as they do in most deployment tools.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const r = EnvSchema.safeParse(cleaned);
-  if (!r.success) {
-    throw new ConfigError(
-      r.error.issues.map((i) => {
-        const name = String(i.path[0] ?? 'environment');
-        return i.message.startsWith(name) ? i.message : `${name}: ${i.message}`;
-      }),
-    );
-  }
-  const e = r.data;
+  const e = parseEnv(EnvSchema, env);
   const config: RelayConfig = {
     cluster: e.MESH_CLUSTER,
     databaseUrl: e.DATABASE_URL,
@@ -108,20 +76,4 @@ export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConf
   };
   if (e.MESH_STREAM_MAX_MSGS !== undefined) config.streamMaxMsgs = e.MESH_STREAM_MAX_MSGS;
   return config;
-}
-
-/** Redacts the password of a URL for logs. */
-export function redactUrl(value: string): string {
-  return value
-    .split(',')
-    .map((one) => {
-      try {
-        const u = new URL(one.trim());
-        if (u.password) u.password = '***';
-        return u.toString();
-      } catch {
-        return '(unparseable url)';
-      }
-    })
-    .join(',');
 }
