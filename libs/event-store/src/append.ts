@@ -6,8 +6,10 @@ import {
   canonicalEqual,
   type ErrorDetail,
   type MeshState,
+  type ResourceRef,
   refKey,
   type StateView,
+  type StoredResource,
   ValidationError,
   viewOf,
 } from '@meshplane/domain';
@@ -122,55 +124,93 @@ export function prepareAppend(
   };
 }
 
-/**
- * Writes a prepared change set in ONE statement: the change set, its events,
- * the projection upserts and deletes, the new head, and the NOTIFY that wakes
- * relays. One round trip keeps the head lock short, which bounds throughput.
- */
+/** The projection rows a batch leaves behind: the last put of each resource, or its deletion. */
+export interface ProjectionDelta {
+  puts: StoredResource[];
+  deletes: ResourceRef[];
+}
+
+/** The delta of one change set (its events name each resource once). */
+export function deltaOf(cs: ChangeSet): ProjectionDelta {
+  const puts: StoredResource[] = [];
+  const deletes: ResourceRef[] = [];
+  for (const e of cs.events) {
+    if (e.op === 'delete') deletes.push(e);
+    else {
+      const r: StoredResource = {
+        kind: e.kind,
+        namespace: e.namespace,
+        name: e.name,
+        spec: e.spec ?? {},
+        version: cs.revision,
+      };
+      if (e.origin !== undefined) r.origin = e.origin;
+      puts.push(r);
+    }
+  }
+  return { puts, deletes };
+}
+
 export async function writeChangeSet(client: pg.PoolClient, p: PreparedAppend): Promise<void> {
-  const cs = p.changeSet;
-  const ev = cs.events;
-  const puts = ev.filter((e) => e.op === 'put');
-  const dels = ev.filter((e) => e.op === 'delete');
+  await writeChangeSets(client, [p], deltaOf(p.changeSet));
+}
+
+/**
+ * Writes consecutive prepared change sets in ONE statement: the change sets,
+ * their events, the projection delta, the new head, and one NOTIFY per
+ * revision to wake relays. One round trip however many revisions, which keeps
+ * the head lock short: that lock hold is what bounds append throughput.
+ */
+export async function writeChangeSets(
+  client: pg.PoolClient,
+  ps: PreparedAppend[],
+  delta: ProjectionDelta,
+): Promise<void> {
+  const css = ps.map((p) => p.changeSet);
+  const ev = css.flatMap((cs) => cs.events);
+  const last = css[css.length - 1]!;
+  const { puts, deletes: dels } = delta;
   await client.query(
     `WITH cs AS (
        INSERT INTO change_sets (revision, change_id, cluster, actor, reason, request_id, idempotency_key,
          idempotency_fingerprint, trace_context, restored_from_revision, metadata, event_count, created_at,
          prev_hash, hash)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15)
+       SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+         $8::text[], $9::text[], $10::bigint[], $11::text[]::jsonb[], $12::int[], $13::timestamptz[],
+         $14::text[], $15::text[])
      ), ev AS (
        INSERT INTO events (revision, seq, kind, namespace, name, op, spec, prev_version, origin)
-       SELECT $1, * FROM unnest($16::int[], $17::text[], $18::text[], $19::text[], $20::text[],
-         $21::text[]::jsonb[], $22::bigint[], $23::text[])
+       SELECT * FROM unnest($16::bigint[], $17::int[], $18::text[], $19::text[], $20::text[], $21::text[],
+         $22::text[]::jsonb[], $23::bigint[], $24::text[])
      ), up AS (
        INSERT INTO resources (kind, namespace, name, spec, version, origin)
-       SELECT k, ns, n, s, $1, o FROM unnest($24::text[], $25::text[], $26::text[], $27::text[]::jsonb[], $28::text[])
-         AS u(k, ns, n, s, o)
+       SELECT * FROM unnest($25::text[], $26::text[], $27::text[], $28::text[]::jsonb[], $29::bigint[], $30::text[])
        ON CONFLICT (kind, namespace, name)
        DO UPDATE SET spec = excluded.spec, version = excluded.version, origin = excluded.origin
      ), del AS (
-       DELETE FROM resources r USING unnest($29::text[], $30::text[], $31::text[]) AS d(k, ns, n)
+       DELETE FROM resources r USING unnest($31::text[], $32::text[], $33::text[]) AS d(k, ns, n)
        WHERE r.kind = d.k AND r.namespace = d.ns AND r.name = d.n
      ), hd AS (
-       UPDATE mesh_head SET revision = $1, hash = $15 WHERE id
+       UPDATE mesh_head SET revision = $34, hash = $35 WHERE id
      )
-     SELECT pg_notify('mesh_revisions', $1::text)`,
+     SELECT pg_notify('mesh_revisions', r::text) FROM unnest($1::bigint[]) AS r`,
     [
-      cs.revision,
-      cs.changeId,
-      cs.cluster,
-      cs.actor,
-      cs.reason,
-      cs.requestId,
-      cs.idempotencyKey,
-      p.idempotencyFingerprint,
-      cs.traceContext,
-      cs.restoredFromRevision,
-      JSON.stringify(cs.metadata),
-      cs.eventCount,
-      cs.createdAt,
-      cs.prevHash,
-      cs.hash,
+      css.map((c) => c.revision),
+      css.map((c) => c.changeId),
+      css.map((c) => c.cluster),
+      css.map((c) => c.actor),
+      css.map((c) => c.reason),
+      css.map((c) => c.requestId),
+      css.map((c) => c.idempotencyKey),
+      ps.map((p) => p.idempotencyFingerprint),
+      css.map((c) => c.traceContext),
+      css.map((c) => c.restoredFromRevision),
+      css.map((c) => JSON.stringify(c.metadata)),
+      css.map((c) => c.eventCount),
+      css.map((c) => c.createdAt),
+      css.map((c) => c.prevHash),
+      css.map((c) => c.hash),
+      ev.map((e) => e.revision),
       ev.map((e) => e.seq),
       ev.map((e) => e.kind),
       ev.map((e) => e.namespace),
@@ -179,14 +219,17 @@ export async function writeChangeSet(client: pg.PoolClient, p: PreparedAppend): 
       ev.map((e) => (e.op === 'put' ? JSON.stringify(e.spec ?? {}) : null)),
       ev.map((e) => e.prevVersion),
       ev.map((e) => e.origin ?? null),
-      puts.map((e) => e.kind),
-      puts.map((e) => e.namespace),
-      puts.map((e) => e.name),
-      puts.map((e) => JSON.stringify(e.spec ?? {})),
-      puts.map((e) => e.origin ?? null),
-      dels.map((e) => e.kind),
-      dels.map((e) => e.namespace),
-      dels.map((e) => e.name),
+      puts.map((r) => r.kind),
+      puts.map((r) => r.namespace),
+      puts.map((r) => r.name),
+      puts.map((r) => JSON.stringify(r.spec)),
+      puts.map((r) => r.version),
+      puts.map((r) => r.origin ?? null),
+      dels.map((r) => r.kind),
+      dels.map((r) => r.namespace),
+      dels.map((r) => r.name),
+      last.revision,
+      last.hash,
     ],
   );
 }

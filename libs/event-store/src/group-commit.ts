@@ -1,6 +1,6 @@
-import { ConflictError, MeshError } from '@meshplane/domain';
+import { ConflictError, type IndexedState, MeshError, parseRefKey, refKey } from '@meshplane/domain';
 import type pg from 'pg';
-import { prepareAppend, writeChangeSet } from './append';
+import { type PreparedAppend, type ProjectionDelta, prepareAppend, writeChangeSets } from './append';
 import { isConnectionError } from './connection';
 import type { HeadCache } from './head-cache';
 import type { AppendOptions, AppendResult, Change, ChangeSet } from './types';
@@ -11,15 +11,14 @@ interface Pending {
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
   attempts: number;
+  /** Set after a batched statement failed: commit this request in a batch of its own. */
+  alone?: boolean;
 }
 
-/** A statement failed for one request; the others in its batch are innocent. */
-class RequestFailed extends Error {
-  constructor(
-    readonly index: number,
-    readonly error: unknown,
-  ) {
-    super('request failed in batch');
+/** The batch's statement failed; which request caused it is found by retrying each alone. */
+class BatchStatementFailed extends Error {
+  constructor(readonly error: unknown) {
+    super('batched write failed');
   }
 }
 
@@ -40,9 +39,10 @@ const MAX_BATCH = 64;
  * requests that queue up in this process while a transaction is in flight are
  * committed together in the next one: each still becomes its own revision with
  * its own hash, validated against the state its predecessors in the batch
- * produce, but they share one lock acquisition and one WAL flush. A request
- * that is refused (validation, conflict) or whose statement fails is answered
- * alone; the rest of its batch goes on.
+ * produce, but they share one lock acquisition, one write statement and one
+ * WAL flush. A request that is refused (validation, conflict) is answered
+ * alone and the rest of its batch goes on; when the batched statement fails,
+ * each request is retried in a batch of its own, so only the culprit fails.
  */
 export class GroupCommitter {
   private readonly queue: Pending[] = [];
@@ -62,12 +62,18 @@ export class GroupCommitter {
     this.draining = true;
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, MAX_BATCH);
+        // Requests under suspicion from a failed batch go one at a time.
+        const batch = this.queue[0]!.alone ? this.queue.splice(0, 1) : this.takeBatch();
         await this.run(batch);
       }
     } finally {
       this.draining = false;
     }
+  }
+
+  private takeBatch(): Pending[] {
+    const n = this.queue.findIndex((p) => p.alone);
+    return this.queue.splice(0, Math.min(MAX_BATCH, n === -1 ? this.queue.length : n));
   }
 
   private async run(batch: Pending[]): Promise<void> {
@@ -84,9 +90,12 @@ export class GroupCommitter {
       // Whatever the batch wrote was rolled back (or its fate is unknown): the
       // cached head may hold its tentative events, so it is dropped.
       this.deps.head.invalidate();
-      if (err instanceof RequestFailed) {
-        batch[err.index]!.reject(err.error);
-        this.queue.unshift(...batch.filter((_, i) => i !== err.index));
+      if (err instanceof BatchStatementFailed) {
+        if (batch.length === 1) batch[0]!.reject(err.error);
+        else {
+          for (const p of batch) p.alone = true;
+          this.queue.unshift(...batch);
+        }
         return;
       }
       // A connection that died before COMMIT was sent rolled back for sure: retry.
@@ -118,9 +127,10 @@ export class GroupCommitter {
       let head = headRow.rows[0]!;
       const state = await this.deps.head.load(client, head.revision);
       const results: (AppendResult | Error)[] = [];
-      const committed: ChangeSet[] = [];
+      const prepares: PreparedAppend[] = [];
+      const touched = new Set<string>();
       const keys = new Map<string, { cs: ChangeSet; fingerprint: string | undefined }>();
-      for (const [i, p] of batch.entries()) {
+      for (const p of batch) {
         try {
           const keyOf = p.opts.idempotencyKey ? `${p.opts.actor}\u0000${p.opts.idempotencyKey}` : undefined;
           if (keyOf) {
@@ -156,23 +166,28 @@ export class GroupCommitter {
             results.push({ status: 'unchanged', headRevision: head.revision });
             continue;
           }
-          try {
-            await writeChangeSet(client, prepared);
-          } catch (err) {
-            if (isConnectionError(err)) throw err;
-            throw new RequestFailed(i, err);
-          }
+          // Later requests in the batch validate against this one's result.
           const cs = prepared.changeSet;
           this.deps.head.apply(cs.events, cs.revision);
+          for (const e of cs.events) touched.add(refKey(e));
           head = { revision: cs.revision, hash: cs.hash };
           if (keyOf) keys.set(keyOf, { cs, fingerprint: p.opts.idempotencyFingerprint });
-          committed.push(cs);
+          prepares.push(prepared);
           results.push({ status: 'appended', changeSet: cs });
         } catch (err) {
           if (!(err instanceof MeshError)) throw err;
           results.push(err);
         }
       }
+      if (prepares.length > 0) {
+        try {
+          await writeChangeSets(client, prepares, projectionDelta(state, touched));
+        } catch (err) {
+          if (isConnectionError(err)) throw err;
+          throw new BatchStatementFailed(err);
+        }
+      }
+      const committed = prepares.map((x) => x.changeSet);
       if (committed.length === 0) {
         await client.query('ROLLBACK');
       } else {
@@ -189,4 +204,15 @@ export class GroupCommitter {
       client.release(broken);
     }
   }
+}
+
+/** The projection rows the batch leaves: each touched resource as the head state now holds it. */
+function projectionDelta(state: IndexedState, touched: Set<string>): ProjectionDelta {
+  const delta: ProjectionDelta = { puts: [], deletes: [] };
+  for (const key of touched) {
+    const r = state.state.resources.get(key);
+    if (r) delta.puts.push(r);
+    else delta.deletes.push(parseRefKey(key));
+  }
+  return delta;
 }
