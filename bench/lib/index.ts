@@ -1,0 +1,6 @@
+export * from './args';
+export * from './db';
+export * from './pg-profile';
+export * from './results';
+export * from './stats';
+export * from './timing';
