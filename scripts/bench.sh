@@ -28,7 +28,8 @@ case "$name" in
     exit 0
     ;;
 esac
-if [ -z "$name" ] || ! available | grep -qxF -- "$name"; then
+# The list is read whole: with pipefail, grep -q closing the pipe early would fail it.
+if [ -z "$name" ] || ! grep -qxF -- "$name" <<<"$(available)"; then
   [ -n "$name" ] && echo "unknown benchmark: $name" >&2
   usage >&2
   exit 2
