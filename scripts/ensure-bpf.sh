@@ -18,6 +18,7 @@ die() { printf '[ensure-bpf] ERROR: %s\n' "$*" >&2; exit 1; }
 # and tests' view of the maps; g++/make/python3: node-gyp; iproute2: `ss -ti`, which the
 # sockmap test reads to prove spliced bytes bypassed TCP.
 need=(clang llvm libbpf-dev libelf-dev zlib1g-dev linux-libc-dev pkg-config bpftool g++ make python3 iproute2)
+need+=(haproxy) # `npm run bench -- dataplane`: the userspace proxy (sidecar stand-in) the VIP path is compared with
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

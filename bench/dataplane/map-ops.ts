@@ -1,0 +1,143 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { BPF_ANY, type BpfMapBackend, codecs, loadAddon, type MapEntry } from '@meshplane/dataplane';
+import { round, summarize } from '../lib';
+import type { NativeTools } from './procs';
+
+/*
+ * Batch map updates, three ways, against the SAME pinned mesh_slots map (a maps-only
+ * backend of its own), interleaved round by round:
+ *
+ *   backend   BpfMapBackend.update('mesh_slots', entries): what the Reconciler calls for a
+ *             batch. Entries are encoded beforehand (as compile() does); the timed part is
+ *             the backend's checks, packing into one key and one value buffer, the addon
+ *             call and its bpf_map_update_batch syscall.
+ *   addon     the addon's updateBatch on buffers packed beforehand (N-API + syscall only).
+ *   c_floor   bench/dataplane/map-floor.c: bpf_map_update_batch from C linked to libbpf,
+ *             same keys, same values, same flags (BPF_ANY), filling its arrays inside the
+ *             timed loop.
+ *
+ * Every timed batch REPLACES N existing entries (one untimed insert first), with new values
+ * each rep. Per round and way, the rate is N / the median batch time of its reps; a way's
+ * rate is its best round (other work on the shared machine only ever slows a round down,
+ * and it hits the three ways unevenly). The rates over all reps pooled are kept as well.
+ */
+
+const KEY_BASE = 1_000_000; // service ids far above anything the bench's other maps use
+
+export interface MapOpsOptions {
+  batch: number;
+  reps: number;
+  rounds: number;
+}
+
+function entries(n: number, rep: number): MapEntry[] {
+  const out: MapEntry[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    out[i] = [
+      codecs.slotKey.encode({ service_id: KEY_BASE + Math.floor(i / 4096), generation: 1, slot: i % 4096 }),
+      codecs.slotValue.encode({ backend_id: i + 1 + rep }),
+    ];
+  }
+  return out;
+}
+
+const nowNs = () => process.hrtime.bigint();
+
+export interface MapOpsResult {
+  batch: number;
+  /** Best round of each way. */
+  per_s: { backend: number; addon: number; c_floor: number };
+  /** N / the median batch time over all reps of all rounds. */
+  per_s_pooled: { backend: number; addon: number; c_floor: number };
+  batch_us: Record<'backend' | 'addon' | 'c_floor', { p50: number; mean: number; min: number }>;
+  round_per_s: Record<'backend' | 'addon' | 'c_floor', number[]>;
+}
+
+export async function runMapOps(
+  backend: BpfMapBackend,
+  tools: NativeTools,
+  opts: MapOpsOptions,
+): Promise<MapOpsResult> {
+  const n = opts.batch;
+  const addon = loadAddon();
+  const info = backend.mapInfo('mesh_slots');
+  const pin = path.join(backend.pinDir, 'mesh_slots');
+  // Untimed: insert the keys, and check that both sides write the same bytes.
+  await backend.update('mesh_slots', entries(n, 0));
+  const prepared = Array.from({ length: opts.reps }, (_, r) => entries(n, r));
+  const packed = prepared.map((es) => ({
+    keys: Buffer.concat(es.map(([k]) => k)),
+    values: Buffer.concat(es.map(([, v]) => v)),
+  }));
+
+  const times: Record<'backend' | 'addon' | 'c_floor', number[]> = { backend: [], addon: [], c_floor: [] };
+  const roundRates: Record<'backend' | 'addon' | 'c_floor', number[]> = {
+    backend: [],
+    addon: [],
+    c_floor: [],
+  };
+  const rate = (ns: number[]) => round((n * 1e9) / summarize(ns).p50, 4);
+  for (let r = 0; r < opts.rounds; r++) {
+    const order = (['backend', 'addon', 'c_floor'] as const).map((_, i, a) => a[(i + r) % a.length]!);
+    for (const way of order) {
+      const ns: number[] = [];
+      if (way === 'backend') {
+        for (const es of prepared) {
+          const t0 = nowNs();
+          await backend.update('mesh_slots', es);
+          ns.push(Number(nowNs() - t0));
+        }
+      } else if (way === 'addon') {
+        for (const p of packed) {
+          const t0 = nowNs();
+          addon.updateBatch(info.fd, p.keys, p.values, n, BPF_ANY);
+          ns.push(Number(nowNs() - t0));
+        }
+      } else {
+        const out = execFileSync(tools.mapFloor, [pin, String(n), String(opts.reps), String(KEY_BASE)], {
+          encoding: 'utf8',
+          timeout: 60_000,
+        });
+        const res = JSON.parse(out) as { ok: boolean; error?: string; rep_ns: number[] };
+        if (!res.ok) throw new Error(`map-floor: ${res.error}`);
+        ns.push(...res.rep_ns);
+      }
+      times[way].push(...ns);
+      roundRates[way].push(rate(ns));
+    }
+  }
+  // Cross-check: one more C rep (rep 0 writes backend_id = i + 1) must leave exactly the
+  // bytes the Node side encodes for rep 0.
+  execFileSync(tools.mapFloor, [pin, String(n), '1', String(KEY_BASE)], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  const first = entries(n, 0);
+  for (const i of [0, n - 1]) {
+    const got = await backend.lookup('mesh_slots', first[i]![0]);
+    if (!got || Buffer.compare(Buffer.from(got), Buffer.from(first[i]![1])) !== 0)
+      throw new Error(
+        `map-floor wrote other bytes than the Node side for entry ${i} (key/value layout differs)`,
+      );
+  }
+  await backend.delete(
+    'mesh_slots',
+    first.map(([k]) => k),
+  );
+  const s = (ns: number[]) => {
+    const x = summarize(ns);
+    return { p50: round(x.p50 / 1000, 4), mean: round(x.mean / 1000, 4), min: round(x.min / 1000, 4) };
+  };
+  return {
+    batch: n,
+    per_s: {
+      backend: Math.max(...roundRates.backend),
+      addon: Math.max(...roundRates.addon),
+      c_floor: Math.max(...roundRates.c_floor),
+    },
+    per_s_pooled: { backend: rate(times.backend), addon: rate(times.addon), c_floor: rate(times.c_floor) },
+    batch_us: { backend: s(times.backend), addon: s(times.addon), c_floor: s(times.c_floor) },
+    round_per_s: roundRates,
+  };
+}
