@@ -170,7 +170,11 @@ export async function readNodeStatuses(
   onInvalid?: (key: string, err: Error) => void,
 ): Promise<NodeStatus[]> {
   const out: NodeStatus[] = [];
-  for await (const key of await kv.keys()) {
+  // kv.keys() lists until nothing is pending, so a heartbeat written while it
+  // lists yields the same key again: collect them into a set first.
+  const keys = new Set<string>();
+  for await (const key of await kv.keys()) keys.add(key);
+  for (const key of keys) {
     const entry = await kv.get(key);
     if (entry?.operation !== 'PUT') continue;
     try {
