@@ -1,5 +1,5 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { type KV, Kvm } from '@nats-io/kv';
+import { Bucket, type KV, Kvm } from '@nats-io/kv';
 import { z } from 'zod';
 import { nodeStatusKey, statusBucket } from './names';
 
@@ -170,11 +170,7 @@ export async function readNodeStatuses(
   onInvalid?: (key: string, err: Error) => void,
 ): Promise<NodeStatus[]> {
   const out: NodeStatus[] = [];
-  // kv.keys() lists until nothing is pending, so a heartbeat written while it
-  // lists yields the same key again: collect them into a set first.
-  const keys = new Set<string>();
-  for await (const key of await kv.keys()) keys.add(key);
-  for (const key of keys) {
+  for (const key of await statusKeys(kv)) {
     const entry = await kv.get(key);
     if (entry?.operation !== 'PUT') continue;
     try {
@@ -184,4 +180,22 @@ export async function readNodeStatuses(
     }
   }
   return out.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+}
+
+/**
+ * The keys of a status bucket. kv.keys() runs a consumer until nothing is
+ * pending, which with agents heartbeating can repeat keys, stall for seconds
+ * or never end; the stream's per-subject counts answer in one request.
+ */
+async function statusKeys(kv: KV): Promise<string[]> {
+  if (kv instanceof Bucket) {
+    const prefix = `$KV.${kv.bucket}.`;
+    const info = await kv.jsm.streams.info(kv.bucketName(), { subjects_filter: `${prefix}>` });
+    return Object.keys(info.state.subjects ?? {})
+      .filter((s) => s.startsWith(prefix))
+      .map((s) => s.slice(prefix.length));
+  }
+  const keys = new Set<string>();
+  for await (const key of await kv.keys()) keys.add(key);
+  return [...keys];
 }
