@@ -1,11 +1,11 @@
 import {
   type ApplyOutcome,
+  BpfMapBackend,
   type CgroupIdOf,
   fakeCgroupId,
   IncrementalCompiler,
   type IncrementalResult,
   type MapBackend,
-  MemoryMapBackend,
   Reconciler,
 } from '@meshplane/dataplane';
 import { emptyState, evolveInPlace, type MeshState, refKey } from '@meshplane/domain';
@@ -20,9 +20,11 @@ import {
 import { DeliverPolicy, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { AgentConfig } from './config';
+import { type Dataplane, type DataplaneInfo, fromBpfBackend, openDataplane } from './dataplane';
 import { consoleLogger, type Logger } from './logger';
 import { httpSnapshotSource, type SnapshotSource } from './snapshot';
 import { StatusReporter } from './status';
+import { type CgroupSnapshot, changedCgroups } from './workload-cgroups';
 
 /*
  * The node agent's loop (issue 4):
@@ -40,20 +42,44 @@ import { StatusReporter } from './status';
  * replay or a lagging snapshot). A gap in the revisions, or one that cannot
  * be decoded, sends the agent back to step 2. A failed apply is reported as
  * ERROR and retried by the reconciler with backoff; the checkpoint stays put.
+ *
+ * With the bpf dataplane the agent also keeps the cgroups of its node's workloads
+ * (`<MESH_CGROUP>/<namespace>.<name>`): created before each compile, rescanned every
+ * MESH_CGROUP_SCAN_MS, and when a cgroup id changed (created by hand, removed, re-created)
+ * the identities are recompiled and written. A periodic full pass (MESH_RESYNC_MS) reads
+ * every map back and repairs drift; repairs are logged and counted in the status value.
  */
 
 export interface AgentDeps {
-  /** Default: from config.dataplane (memory, persisted to config.stateFile). */
+  /**
+   * Default: from config.dataplane (openDataplane). A backend passed in is not closed by
+   * stop(); a BpfMapBackend with a cgroup gets its workload cgroups managed as well.
+   */
   backend?: MapBackend;
   /** Default: connectNats(config.natsUrl). A connection passed in is not closed by stop(). */
   nc?: NatsConnection;
   /** Default: GET <MESH_API_URL>/v1/snapshot; none when MESH_API_URL is unset. */
   snapshot?: SnapshotSource;
-  /** Default: fakeCgroupId (memory backend only). */
+  /** Default: the workload cgroups' real ids (bpf), fakeCgroupId (memory backend only). */
   cgroupIdOf?: CgroupIdOf;
   log?: Logger;
   /** Pause before re-bootstrapping or retrying a missing stream; default 1 s. */
   retryMs?: number;
+}
+
+/** The data plane's own facts, written beside the NodeStatus fields as `dataplane` in the KV value. */
+export interface DataplaneStatus extends DataplaneInfo {
+  fullPasses: number;
+  /** Entries that full passes rewrote or deleted because the maps had drifted, since start. */
+  repairs: number;
+  lastRepairAt: string | null;
+  /** Workloads of this node, and how many of them have a cgroup (bpf only). */
+  workloads?: number;
+  workloadCgroups?: number;
+  /** Identity refreshes caused by workload cgroups appearing, vanishing or being re-created. */
+  cgroupRefreshes?: number;
+  /** When this agent process started (tells a restarted agent's status from its predecessor's). */
+  startedAt: string;
 }
 
 export interface AgentHandle {
@@ -61,6 +87,7 @@ export interface AgentHandle {
   readonly backend: MapBackend;
   readonly reconciler: Reconciler;
   status(): ReturnType<StatusReporter['current']>;
+  dataplane(): DataplaneStatus;
   /** The desired state in memory (tests, debugging). */
   state(): MeshState;
   /** Resolves once the maps hold `revision` or later (checkpoint written). */
@@ -70,28 +97,38 @@ export interface AgentHandle {
 
 class Restart extends Error {}
 
-export async function createBackend(config: AgentConfig): Promise<MapBackend> {
-  if (config.dataplane === 'bpf') {
-    throw new Error(
-      'MESH_DATAPLANE=bpf: the BPF map backend is not available in this build yet (it arrives with the data-plane ' +
-        'issue); use MESH_DATAPLANE=memory',
-    );
-  }
-  return MemoryMapBackend.open(config.stateFile ? { file: config.stateFile } : {});
-}
-
 export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<AgentHandle> {
   const log = deps.log ?? consoleLogger({ component: 'agent', node: config.node, cluster: config.cluster });
+  const startedAt = new Date().toISOString();
   const ownBackend = !deps.backend;
-  const backend = deps.backend ?? (await createBackend(config));
-  if (backend.kind === 'memory')
-    log.info('memory map backend: maps are simulated, no traffic is steered', {
-      stateFile: config.stateFile,
-    });
+  let dp: Dataplane;
+  if (!deps.backend) dp = await openDataplane(config, log);
+  else if (deps.backend instanceof BpfMapBackend)
+    dp = fromBpfBackend(deps.backend, config.node, 'backend passed in', log);
+  else {
+    dp = {
+      backend: deps.backend,
+      info: { backend: deps.backend.kind === 'bpf' ? 'bpf' : 'memory', reason: 'backend passed in' },
+      cgroupIdOf: fakeCgroupId,
+    };
+    if (deps.backend.kind === 'memory')
+      log.info('memory map backend: maps are simulated, no traffic is steered', {
+        stateFile: config.stateFile,
+      });
+  }
+  const backend = dp.backend;
+  const cgroups = dp.cgroups;
+  const cgroupIdOf = deps.cgroupIdOf ?? dp.cgroupIdOf;
   const ownNc = !deps.nc;
-  const nc =
-    deps.nc ??
-    (await connectNats(config.natsUrl, { name: `meshplane-agent/${config.cluster}/${config.node}` }));
+  let nc: NatsConnection;
+  try {
+    nc =
+      deps.nc ??
+      (await connectNats(config.natsUrl, { name: `meshplane-agent/${config.cluster}/${config.node}` }));
+  } catch (err) {
+    if (ownBackend) await backend.close();
+    throw err;
+  }
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const snapshot =
@@ -112,6 +149,29 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   let wake: (() => void) | undefined;
   let stopConsumer: (() => void) | undefined;
   const waiters = new Set<() => void>();
+  // Workload cgroup ids as of the last compile; a rescan that finds others recompiles identities.
+  let compiledCgroups: CgroupSnapshot = new Map();
+  let lastScan: CgroupSnapshot = new Map();
+  let identitiesStale = false;
+  let cgroupRefreshes = 0;
+  let lastRepairAt: string | null = null;
+  let appliesSinceStart = 0;
+
+  const dataplaneStatus = (): DataplaneStatus => {
+    const out: DataplaneStatus = {
+      ...dp.info,
+      fullPasses: reconciler.stats.fullPasses,
+      repairs: reconciler.stats.repairs,
+      lastRepairAt,
+      startedAt,
+    };
+    if (cgroups) {
+      out.workloads = cgroups.size;
+      out.workloadCgroups = cgroups.present(lastScan);
+      out.cgroupRefreshes = cgroupRefreshes;
+    }
+    return out;
+  };
 
   const reporter = new StatusReporter({
     node: config.node,
@@ -119,12 +179,29 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     agentVersion: config.agentVersion,
     recentApplies: config.recentApplies,
     onPutError: (err) => log.warn('status write failed', { error: err.message }),
+    extra: () => ({ dataplane: dataplaneStatus() }),
   });
   const onOutcome = (o: ApplyOutcome) => {
     reporter.outcome(o, queue.length > 0);
     if (o.ok) for (const w of [...waiters]) w();
     if (!o.ok) log.warn('apply failed', { revision: o.revision, error: o.error, retryInMs: o.retryInMs });
-    else if (o.kind === 'full-pass' && o.ops > 0) log.warn('full pass repaired drift', { repairs: o.ops });
+    else if (o.kind === 'full-pass' && o.ops > 0) {
+      lastRepairAt = new Date(o.at).toISOString();
+      log.warn('full pass repaired drift', {
+        revision: o.revision,
+        repairs: o.ops,
+        totalRepairs: reconciler.stats.repairs,
+        fullPasses: reconciler.stats.fullPasses,
+      });
+    } else if (o.kind === 'apply')
+      log.info('applied', {
+        revision: o.revision,
+        ops: o.ops,
+        batches: o.batches,
+        durationMs: o.durationMs,
+        // After a restart over pinned maps: 0 ops means the maps already held this state.
+        firstSinceStart: ++appliesSinceStart === 1,
+      });
     void reporter.publish();
   };
   const reconciler = new Reconciler(backend, {
@@ -143,15 +220,33 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         queue = [];
         for (const m of batch) foldRevision(m.seq, m.data);
       }
-      if (stopped || state.revision < minApply || state.revision === lastSubmitted) return;
+      if (stopped || state.revision < minApply) return;
+      if (state.revision === lastSubmitted && !identitiesStale) return;
       reporter.setState('APPLYING');
       let result: IncrementalResult;
       try {
+        if (cgroups) {
+          // The cgroups exist before the compile reads their ids (processes can join them at once).
+          if (compiler === undefined) cgroups.reset(state);
+          else cgroups.track(state, changed);
+          cgroups.ensureAll();
+          // A cgroup id the last compile did not see must reach mesh_identities. The incremental
+          // compiler rewrites every local identity when a local workload is among the changes;
+          // otherwise (a cgroup created or re-created by hand) only a full compile does it.
+          const now = cgroups.snapshot();
+          const localChange = [...changed].some((k) => compiledCgroups.has(k) || now.has(k));
+          if (identitiesStale || (!localChange && changedCgroups(compiledCgroups, now).length > 0))
+            compiler = undefined;
+          identitiesStale = false;
+          compiledCgroups = now;
+          lastScan = now;
+        }
         // After a (re)bootstrap: everything, with ids read from the maps. Then only what changed.
         if (compiler === undefined) {
-          const fresh = new IncrementalCompiler(config.node, { cgroupIdOf: deps.cgroupIdOf ?? fakeCgroupId });
+          const fresh = new IncrementalCompiler(config.node, { cgroupIdOf });
           result = fresh.reset(state, await reconciler.allocator());
           compiler = fresh;
+          fullPlan = true;
         } else result = compiler.update(state, changed);
         changed = new Set();
       } catch (err) {
@@ -266,6 +361,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         break;
       }
       if (queue.length > 0) continue; // arrived while applying: coalesce them now
+      if (identitiesStale && state.revision >= minApply) continue; // a workload cgroup changed
       const done = await Promise.race([
         pump.then(() => true),
         new Promise<false>((r) => (wake = () => r(false))),
@@ -302,6 +398,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         lastSubmitted = -1;
         compiler = undefined;
         fullPlan = true;
+        identitiesStale = false; // the full compile after a bootstrap reads every cgroup anyway
         changed = new Set();
         queue = [];
         needBootstrap = false;
@@ -344,6 +441,27 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
 
   const heartbeat = setInterval(() => void reporter.publish(), config.heartbeatMs);
   heartbeat.unref();
+
+  // Workload cgroups change outside the revision stream: re-create missing ones, and
+  // recompile the identities when an id differs from the one the maps were compiled with.
+  const scan = () => {
+    if (!cgroups || stopped || compiler === undefined) return;
+    try {
+      cgroups.ensureAll();
+      lastScan = cgroups.snapshot();
+    } catch (err) {
+      log.warn('workload cgroup scan failed', { error: (err as Error).message });
+      return;
+    }
+    const diff = changedCgroups(compiledCgroups, lastScan);
+    if (diff.length === 0 || identitiesStale) return;
+    identitiesStale = true;
+    cgroupRefreshes++;
+    log.info('workload cgroups changed; refreshing identities', { workloads: diff.slice(0, 20) });
+    wake?.();
+  };
+  const scanTimer = cgroups ? setInterval(scan, config.cgroupScanMs ?? 2000) : undefined;
+  scanTimer?.unref();
   const loop = run().catch((err: Error) => {
     log.error('agent loop failed', { error: err.message });
     reporter.setState('ERROR', err.message);
@@ -355,6 +473,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     backend,
     reconciler,
     status: () => reporter.current(),
+    dataplane: dataplaneStatus,
     state: () => state,
     waitForRevision: (revision, timeoutMs = 30_000) =>
       new Promise<void>((resolve, reject) => {
@@ -383,6 +502,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       if (stopped) return;
       stopped = true;
       clearInterval(heartbeat);
+      clearInterval(scanTimer);
       stopConsumer?.();
       wake?.();
       reconciler.stop();
@@ -390,7 +510,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       reporter.setState('STOPPING');
       await reporter.publish();
       if (ownNc) await nc.drain().catch(() => undefined);
-      if (ownBackend) await backend.close();
+      if (ownBackend) {
+        await backend.close();
+        if (backend.kind === 'bpf')
+          log.info('maps and links stay pinned: traffic keeps flowing (MESH_TEARDOWN=1 removes them)', {
+            pinDir: dp.info.pinDir,
+          });
+      }
     },
   };
 }

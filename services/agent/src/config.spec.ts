@@ -7,11 +7,15 @@ describe('loadAgentConfig', () => {
       node: 'node-a',
       cluster: 'local',
       natsUrl: 'nats://127.0.0.1:4222',
-      dataplane: 'memory',
+      dataplane: 'auto',
+      bpfPinDir: '/sys/fs/bpf/meshplane/node-a',
+      cgroupScanMs: 2000,
+      teardown: false,
       heartbeatMs: 5000,
       fullPassMs: 1_800_000,
       recentApplies: 64,
     });
+    expect(loadAgentConfig({ MESH_NODE: 'node-a' }).cgroup).toBeUndefined();
   });
 
   it('reads every variable and names each bad one', () => {
@@ -24,6 +28,11 @@ describe('loadAgentConfig', () => {
       MESH_DATAPLANE: 'bpf',
       MESH_STATE_FILE: '/tmp/n1.json',
       MESH_HEARTBEAT_MS: '250',
+      MESH_CGROUP: '/sys/fs/cgroup/meshplane/n1/',
+      MESH_BPF_PIN_DIR: '/sys/fs/bpf/custom/n1/',
+      MESH_BPF_OBJECT: '/opt/meshplane/mesh.bpf.o',
+      MESH_CGROUP_SCAN_MS: '500',
+      MESH_RESYNC_MS: '1000',
     });
     expect(c).toMatchObject({
       cluster: 'east',
@@ -32,6 +41,11 @@ describe('loadAgentConfig', () => {
       dataplane: 'bpf',
       stateFile: '/tmp/n1.json',
       heartbeatMs: 250,
+      cgroup: '/sys/fs/cgroup/meshplane/n1',
+      bpfPinDir: '/sys/fs/bpf/custom/n1',
+      bpfObject: '/opt/meshplane/mesh.bpf.o',
+      cgroupScanMs: 500,
+      fullPassMs: 1000,
     });
     try {
       loadAgentConfig({
@@ -47,6 +61,25 @@ describe('loadAgentConfig', () => {
       for (const name of ['MESH_NODE', 'MESH_DATAPLANE', 'MESH_HEARTBEAT_MS', 'MESH_API_URL'])
         expect(text).toContain(name);
     }
+  });
+
+  it('bpf needs MESH_CGROUP, an absolute path that is not /; teardown needs none', () => {
+    expect(() => loadAgentConfig({ MESH_NODE: 'n1', MESH_DATAPLANE: 'bpf' })).toThrow(
+      /MESH_CGROUP is required/,
+    );
+    expect(() => loadAgentConfig({ MESH_NODE: 'n1', MESH_CGROUP: 'meshplane' })).toThrow(
+      /MESH_CGROUP must be an absolute path/,
+    );
+    expect(() => loadAgentConfig({ MESH_NODE: 'n1', MESH_CGROUP: '/sys/fs/cgroup/../x' })).toThrow(
+      /MESH_CGROUP must be an absolute path/,
+    );
+    expect(() => loadAgentConfig({ MESH_NODE: 'n1', MESH_CGROUP: '//' })).toThrow(/not be the root/);
+    expect(loadAgentConfig({ MESH_NODE: 'n1', MESH_DATAPLANE: 'bpf', MESH_TEARDOWN: '1' })).toMatchObject({
+      teardown: true,
+      dataplane: 'bpf',
+    });
+    expect(() => loadAgentConfig({ MESH_NODE: 'n1', MESH_TEARDOWN: 'yes' })).toThrow(/MESH_TEARDOWN/);
+    expect(loadAgentConfig({ MESH_NODE: 'n1', MESH_DATAPLANE: 'memory' }).dataplane).toBe('memory');
   });
 
   it('treats empty strings as unset', () => {

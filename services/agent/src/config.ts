@@ -4,6 +4,11 @@ import { z } from 'zod';
 export const AGENT_VERSION = '0.1.0';
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
+export type DataplaneMode = 'memory' | 'bpf' | 'auto';
+
+/** The pin directory of a node when MESH_BPF_PIN_DIR is unset. */
+export const defaultBpfPinDir = (node: string) => `/sys/fs/bpf/meshplane/${node}`;
+
 /** What one node agent needs; read from the environment once, at start-up. */
 export interface AgentConfig {
   /** MESH_NODE: this node's name (a DNS-1123 label: it is a KV key and, later, a pin path). */
@@ -14,9 +19,28 @@ export interface AgentConfig {
   apiUrl?: string;
   /** MESH_TOKEN: bearer token for the API (viewer role is enough). */
   token?: string;
-  dataplane: 'memory' | 'bpf';
+  /**
+   * MESH_DATAPLANE: `bpf` (real maps and programs; fails when BPF is unusable), `memory`
+   * (simulated maps, no traffic is steered) or `auto` (unset: bpf when the machine allows it
+   * and MESH_CGROUP is set, else memory; the agent logs which and why).
+   */
+  dataplane: DataplaneMode;
   /** MESH_STATE_FILE: where the memory backend persists its maps (survives agent restarts). */
   stateFile?: string;
+  /**
+   * MESH_CGROUP: the cgroup v2 directory this agent owns (required for bpf). The programs are
+   * attached to it; each local workload runs in a child `<namespace>.<name>` the agent creates.
+   * Never the root cgroup, and it must lie inside the agent's own cgroup subtree.
+   */
+  cgroup?: string;
+  /** MESH_BPF_PIN_DIR: where maps and links are pinned; default /sys/fs/bpf/meshplane/<node>. */
+  bpfPinDir?: string;
+  /** MESH_BPF_OBJECT: the compiled programs; default bpf/mesh.bpf.o of the repository root. */
+  bpfObject?: string;
+  /** MESH_CGROUP_SCAN_MS: how often workload cgroups are checked (created, re-created, new ids); default 2000. */
+  cgroupScanMs?: number;
+  /** MESH_TEARDOWN=1: detach and unpin everything of this node, remove its empty cgroups, and exit. */
+  teardown?: boolean;
   heartbeatMs: number;
   /** MESH_RESYNC_MS: full read-back of the maps to repair drift. */
   fullPassMs: number;
@@ -45,6 +69,11 @@ const url = (name: string, protocols: string[]) =>
     `${name} must be a ${protocols.map((p) => `${p}//`).join(' or ')} URL`,
   );
 
+const absolutePath = (name: string) =>
+  z
+    .string()
+    .refine((v) => v.startsWith('/') && !v.split('/').includes('..'), `${name} must be an absolute path`);
+
 const EnvSchema = z.object({
   MESH_NODE: z
     .string('MESH_NODE is required (the name of this node)')
@@ -57,8 +86,20 @@ const EnvSchema = z.object({
   NATS_URL: url('NATS_URL', ['nats:', 'tls:']).default(DEFAULT_NATS_URL),
   MESH_API_URL: url('MESH_API_URL', ['http:', 'https:']).optional(),
   MESH_TOKEN: z.string().optional(),
-  MESH_DATAPLANE: z.enum(['memory', 'bpf'], 'MESH_DATAPLANE must be memory or bpf').default('memory'),
+  MESH_DATAPLANE: z
+    .enum(['memory', 'bpf', 'auto'], 'MESH_DATAPLANE must be bpf, memory or auto')
+    .default('auto'),
   MESH_STATE_FILE: z.string().optional(),
+  MESH_CGROUP: absolutePath('MESH_CGROUP')
+    .refine((p) => p.replace(/\/+$/, '') !== '', 'MESH_CGROUP must not be the root directory')
+    .optional(),
+  MESH_BPF_PIN_DIR: absolutePath('MESH_BPF_PIN_DIR').optional(),
+  MESH_BPF_OBJECT: absolutePath('MESH_BPF_OBJECT').optional(),
+  MESH_CGROUP_SCAN_MS: intString('MESH_CGROUP_SCAN_MS', 100, 600_000).default(2000),
+  MESH_TEARDOWN: z
+    .enum(['0', '1', 'true', 'false'], 'MESH_TEARDOWN must be 1, 0, true or false')
+    .transform((v) => v === '1' || v === 'true')
+    .default(false),
   MESH_HEARTBEAT_MS: intString('MESH_HEARTBEAT_MS', 100, 600_000).default(5000),
   MESH_RESYNC_MS: intString('MESH_RESYNC_MS', 1000, 86_400_000).default(30 * 60_000),
   MESH_RECENT_APPLIES: intString('MESH_RECENT_APPLIES', 1, 1000).default(64),
@@ -85,16 +126,26 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     );
   }
   const e = r.data;
+  // Teardown only needs to know where things are; everything else must name a cgroup for bpf.
+  if (e.MESH_DATAPLANE === 'bpf' && !e.MESH_CGROUP && !e.MESH_TEARDOWN)
+    throw new ConfigError([
+      'MESH_CGROUP is required with MESH_DATAPLANE=bpf (a cgroup v2 directory the agent owns, never the root cgroup)',
+    ]);
   const config: AgentConfig = {
     node: e.MESH_NODE,
     cluster: e.MESH_CLUSTER,
     natsUrl: e.NATS_URL,
     dataplane: e.MESH_DATAPLANE,
+    bpfPinDir: (e.MESH_BPF_PIN_DIR ?? defaultBpfPinDir(e.MESH_NODE)).replace(/\/+$/, ''),
+    cgroupScanMs: e.MESH_CGROUP_SCAN_MS,
+    teardown: e.MESH_TEARDOWN,
     heartbeatMs: e.MESH_HEARTBEAT_MS,
     fullPassMs: e.MESH_RESYNC_MS,
     recentApplies: e.MESH_RECENT_APPLIES,
     agentVersion: AGENT_VERSION,
   };
+  if (e.MESH_CGROUP) config.cgroup = e.MESH_CGROUP.replace(/\/+$/, '');
+  if (e.MESH_BPF_OBJECT) config.bpfObject = e.MESH_BPF_OBJECT;
   if (e.MESH_API_URL) config.apiUrl = e.MESH_API_URL.replace(/\/+$/, '');
   if (e.MESH_TOKEN) config.token = e.MESH_TOKEN;
   if (e.MESH_STATE_FILE) config.stateFile = e.MESH_STATE_FILE;

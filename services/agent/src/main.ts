@@ -1,5 +1,6 @@
 import { startAgent } from './agent';
 import { ConfigError, loadAgentConfig } from './config';
+import { teardownDataplane } from './dataplane';
 import { consoleLogger } from './logger';
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -7,7 +8,18 @@ const SHUTDOWN_GRACE_MS = 10_000;
 async function main(): Promise<void> {
   const config = loadAgentConfig(process.env);
   const log = consoleLogger({ component: 'agent', node: config.node, cluster: config.cluster });
-  log.info('starting', { dataplane: config.dataplane, nats: config.natsUrl, api: config.apiUrl ?? null });
+  if (config.teardown) {
+    // MESH_TEARDOWN=1: the operator's way to remove this node's data plane (never on SIGTERM).
+    const report = teardownDataplane(config, log);
+    process.exit(report.cgroupsLeft.length > 0 ? 3 : 0);
+  }
+  log.info('starting', {
+    dataplane: config.dataplane,
+    nats: config.natsUrl,
+    api: config.apiUrl ?? null,
+    cgroup: config.cgroup ?? null,
+    pid: process.pid,
+  });
   const agent = await startAgent(config, { log });
 
   let stopping = false;

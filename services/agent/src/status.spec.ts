@@ -1,6 +1,7 @@
 import type { ApplyOutcome } from '@meshplane/dataplane';
+import { decodeNodeStatus } from '@meshplane/messaging';
 import { parseSnapshot } from './snapshot';
-import { StatusReporter } from './status';
+import { encodeStatusWithExtra, StatusReporter } from './status';
 
 const ok = (revision: number, at: number, over: Partial<ApplyOutcome> = {}): ApplyOutcome => ({
   ok: true,
@@ -52,6 +53,28 @@ describe('StatusReporter', () => {
       failedRevision: null,
       state: 'APPLYING',
     });
+  });
+});
+
+describe('encodeStatusWithExtra', () => {
+  it('adds the data plane facts beside the NodeStatus fields; readers still decode the status', () => {
+    const r = new StatusReporter({
+      node: 'n1',
+      cluster: 'c',
+      agentVersion: 'v',
+      recentApplies: 3,
+      now: () => 1000,
+    });
+    r.outcome(ok(3, 300), false);
+    const status = r.current();
+    const bytes = encodeStatusWithExtra(status, {
+      dataplane: { backend: 'bpf', repairs: 2 },
+      node: 'not-this',
+    });
+    const wire = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    expect(wire.dataplane).toEqual({ backend: 'bpf', repairs: 2 });
+    expect(wire.node).toBe('n1'); // extra fields never override the status
+    expect(decodeNodeStatus(bytes)).toEqual(status);
   });
 });
 

@@ -1,5 +1,12 @@
 import type { ApplyOutcome } from '@meshplane/dataplane';
-import { type AgentState, type AppliedRecord, type NodeStatus, putNodeStatus } from '@meshplane/messaging';
+import {
+  type AgentState,
+  type AppliedRecord,
+  encodeNodeStatus,
+  type NodeStatus,
+  nodeStatusKey,
+  putNodeStatus,
+} from '@meshplane/messaging';
 import type { KV } from '@nats-io/kv';
 
 /*
@@ -18,6 +25,19 @@ export interface StatusReporterOptions {
   recentApplies: number;
   now?: () => number;
   onPutError?: (err: Error) => void;
+  /**
+   * Extra top-level fields written beside the NodeStatus fields (the data plane's own facts:
+   * backend, pins, repairs). Readers that decode with decodeNodeStatus ignore them; tools and
+   * tests that read the raw KV value see them.
+   */
+  extra?: () => Record<string, unknown>;
+}
+
+/** The KV value: the NodeStatus wire format plus `extra` fields (unknown fields are ignored by readers). */
+export function encodeStatusWithExtra(status: NodeStatus, extra: Record<string, unknown>): Uint8Array {
+  const wire = JSON.parse(Buffer.from(encodeNodeStatus(status)).toString('utf8')) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(extra)) if (!(k in wire)) wire[k] = v;
+  return Buffer.from(JSON.stringify(wire), 'utf8');
 }
 
 export class StatusReporter {
@@ -106,7 +126,9 @@ export class StatusReporter {
     this.writing = this.writing.then(async () => {
       if (!this.kv) return;
       try {
-        await putNodeStatus(this.kv, snapshot);
+        const extra = this.opts.extra?.();
+        if (extra) await this.kv.put(nodeStatusKey(snapshot.node), encodeStatusWithExtra(snapshot, extra));
+        else await putNodeStatus(this.kv, snapshot);
       } catch (err) {
         this.opts.onPutError?.(err as Error);
       }

@@ -13,7 +13,7 @@ import {
 } from '../backend';
 import type { CgroupIdOf } from '../compile';
 import { MAPS, type MapName, STRUCTS } from '../layout';
-import { bpffsMounts, ensureWorkloadCgroup, resolveAgentCgroup, workloadCgroupId } from './cgroup';
+import { bpffsMounts, cgroupId, ensureWorkloadCgroup, resolveAgentCgroup, workloadCgroupId } from './cgroup';
 import {
   BPF_ANY,
   isNativeError,
@@ -135,8 +135,22 @@ export class BpfMapBackend implements MapBackend {
 
   private attach(cgroup: string): void {
     const obj = this.obj!;
-    for (const [prog, pin] of Object.entries(CGROUP_PROGRAMS))
-      this.attachments[prog] = obj.attachCgroup(prog, cgroup, this.linkPin(pin));
+    const want = cgroupId(cgroup);
+    for (const [prog, pin] of Object.entries(CGROUP_PROGRAMS)) {
+      const linkPin = this.linkPin(pin);
+      const info = fs.existsSync(linkPin) ? this.addon.linkInfo(linkPin) : null;
+      if (info && info.cgroupId === 0n) {
+        // Its cgroup was removed (and maybe created again under the same path): the kernel
+        // auto-detached the link, which now steers nothing. Drop the pin and attach afresh.
+        this.addon.detachLink(linkPin);
+      } else if (info && info.cgroupId !== undefined && info.cgroupId !== want) {
+        throw new Error(
+          `${linkPin} is attached to another cgroup (id ${info.cgroupId}, not ${cgroup}, id ${want}): ` +
+            'not adopting it; remove the old pins first (MESH_TEARDOWN=1 with the same node and pin dir)',
+        );
+      }
+      this.attachments[prog] = obj.attachCgroup(prog, cgroup, linkPin);
+    }
     // The sockhash holds the sk_msg program; attaching again replaces it (the restart case).
     obj.attachSkMsg(SK_MSG_PROGRAM, SOCKHASH);
     this.attachments[SK_MSG_PROGRAM] = 'attached';
