@@ -1,8 +1,10 @@
+import { ConfigError, clusterEnv, DEFAULT_NATS_URL, intEnv, parseEnv, urlEnv } from '@meshplane/config';
 import { isDns1123Label } from '@meshplane/domain';
 import { z } from 'zod';
 
+export { ConfigError, DEFAULT_NATS_URL };
+
 export const AGENT_VERSION = '0.1.0';
-export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
 export type DataplaneMode = 'memory' | 'bpf' | 'auto';
 
@@ -49,26 +51,6 @@ export interface AgentConfig {
   agentVersion: string;
 }
 
-const intString = (name: string, min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, `${name} must be an integer between ${min} and ${max}`)
-    .transform(Number)
-    .refine((n) => n >= min && n <= max, `${name} must be an integer between ${min} and ${max}`);
-
-const url = (name: string, protocols: string[]) =>
-  z.string().refine(
-    (v) =>
-      v.split(',').every((one) => {
-        try {
-          return protocols.includes(new URL(one.trim()).protocol);
-        } catch {
-          return false;
-        }
-      }),
-    `${name} must be a ${protocols.map((p) => `${p}//`).join(' or ')} URL`,
-  );
-
 const absolutePath = (name: string) =>
   z
     .string()
@@ -78,13 +60,9 @@ const EnvSchema = z.object({
   MESH_NODE: z
     .string('MESH_NODE is required (the name of this node)')
     .refine(isDns1123Label, 'MESH_NODE must be a DNS-1123 label (lowercase letters, digits and "-", max 63)'),
-  MESH_CLUSTER: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'MESH_CLUSTER must be a DNS-1123 label')
-    .max(63, 'MESH_CLUSTER must be at most 63 characters')
-    .default('local'),
-  NATS_URL: url('NATS_URL', ['nats:', 'tls:']).default(DEFAULT_NATS_URL),
-  MESH_API_URL: url('MESH_API_URL', ['http:', 'https:']).optional(),
+  MESH_CLUSTER: clusterEnv,
+  NATS_URL: urlEnv('NATS_URL', ['nats:', 'tls:']).default(DEFAULT_NATS_URL),
+  MESH_API_URL: urlEnv('MESH_API_URL', ['http:', 'https:']).optional(),
   MESH_TOKEN: z.string().optional(),
   MESH_DATAPLANE: z
     .enum(['memory', 'bpf', 'auto'], 'MESH_DATAPLANE must be bpf, memory or auto')
@@ -95,37 +73,19 @@ const EnvSchema = z.object({
     .optional(),
   MESH_BPF_PIN_DIR: absolutePath('MESH_BPF_PIN_DIR').optional(),
   MESH_BPF_OBJECT: absolutePath('MESH_BPF_OBJECT').optional(),
-  MESH_CGROUP_SCAN_MS: intString('MESH_CGROUP_SCAN_MS', 100, 600_000).default(2000),
+  MESH_CGROUP_SCAN_MS: intEnv('MESH_CGROUP_SCAN_MS', 100, 600_000).default(2000),
   MESH_TEARDOWN: z
     .enum(['0', '1', 'true', 'false'], 'MESH_TEARDOWN must be 1, 0, true or false')
     .transform((v) => v === '1' || v === 'true')
     .default(false),
-  MESH_HEARTBEAT_MS: intString('MESH_HEARTBEAT_MS', 100, 600_000).default(5000),
-  MESH_RESYNC_MS: intString('MESH_RESYNC_MS', 1000, 86_400_000).default(30 * 60_000),
-  MESH_RECENT_APPLIES: intString('MESH_RECENT_APPLIES', 1, 1000).default(64),
+  MESH_HEARTBEAT_MS: intEnv('MESH_HEARTBEAT_MS', 100, 600_000).default(5000),
+  MESH_RESYNC_MS: intEnv('MESH_RESYNC_MS', 1000, 86_400_000).default(30 * 60_000),
+  MESH_RECENT_APPLIES: intEnv('MESH_RECENT_APPLIES', 1, 1000).default(64),
 });
-
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
 
 /** Validates the environment; throws ConfigError naming every bad variable. */
 export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  // Empty strings count as unset, as they do in most deployment tools.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const r = EnvSchema.safeParse(cleaned);
-  if (!r.success) {
-    throw new ConfigError(
-      r.error.issues.map((i) => {
-        const name = String(i.path[0] ?? 'environment');
-        return i.message.startsWith(name) ? i.message : `${name}: ${i.message}`;
-      }),
-    );
-  }
-  const e = r.data;
+  const e = parseEnv(EnvSchema, env);
   // Teardown only needs to know where things are; everything else must name a cgroup for bpf.
   if (e.MESH_DATAPLANE === 'bpf' && !e.MESH_CGROUP && !e.MESH_TEARDOWN)
     throw new ConfigError([
