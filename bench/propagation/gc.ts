@@ -1,0 +1,64 @@
+/** Garbage-collection pauses of the calling thread, from the `gc` performance entries. */
+import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
+
+export interface GcStats {
+  count: number;
+  totalMs: number;
+  maxMs: number;
+  /** Mark-sweep-compact (full) collections only. */
+  majorCount: number;
+  majorTotalMs: number;
+  majorMaxMs: number;
+}
+
+const empty = (): GcStats => ({
+  count: 0,
+  totalMs: 0,
+  maxMs: 0,
+  majorCount: 0,
+  majorTotalMs: 0,
+  majorMaxMs: 0,
+});
+
+export class GcWatch {
+  private acc = empty();
+  private readonly obs: PerformanceObserver;
+
+  constructor() {
+    this.obs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) this.add(e);
+    });
+    this.obs.observe({ entryTypes: ['gc'] });
+  }
+
+  private add(e: PerformanceEntry): void {
+    const a = this.acc;
+    a.count++;
+    a.totalMs += e.duration;
+    a.maxMs = Math.max(a.maxMs, e.duration);
+    const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+    if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+      a.majorCount++;
+      a.majorTotalMs += e.duration;
+      a.majorMaxMs = Math.max(a.majorMaxMs, e.duration);
+    }
+  }
+
+  /** What was collected since the previous call; starts a new window. */
+  take(): GcStats {
+    const out = this.acc;
+    this.acc = empty();
+    const r = (x: number) => Math.round(x * 10) / 10;
+    return {
+      ...out,
+      totalMs: r(out.totalMs),
+      maxMs: r(out.maxMs),
+      majorTotalMs: r(out.majorTotalMs),
+      majorMaxMs: r(out.majorMaxMs),
+    };
+  }
+
+  stop(): void {
+    this.obs.disconnect();
+  }
+}
