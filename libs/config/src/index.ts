@@ -73,3 +73,5 @@ export function redactUrl(value: string): string {
     })
     .join(',');
 }
+
+export * from './lifecycle';

@@ -1,5 +1,6 @@
+import { runMain, stopOnSignals } from '@meshplane/config';
 import { startAgent } from './agent';
-import { ConfigError, loadAgentConfig } from './config';
+import { loadAgentConfig } from './config';
 import { teardownDataplane } from './dataplane';
 import { consoleLogger } from './logger';
 
@@ -22,28 +23,15 @@ async function main(): Promise<void> {
   });
   const agent = await startAgent(config, { log });
 
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    log.info('shutting down', { signal });
-    setTimeout(() => {
-      log.error('shutdown timed out; exiting', { graceMs: SHUTDOWN_GRACE_MS });
-      process.exit(1);
-    }, SHUTDOWN_GRACE_MS).unref();
-    agent.stop().then(
-      () => process.exit(0),
-      (err: Error) => {
-        log.error('shutdown failed', { error: err.message });
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  stopOnSignals(
+    () => agent.stop(),
+    (level, msg, fields) => log[level](msg, fields),
+    { graceMs: SHUTDOWN_GRACE_MS },
+  );
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`${err instanceof ConfigError ? err.message : (err.stack ?? err.message)}\n`);
-  process.exit(1);
-});
+runMain('meshplane-agent', main, (level, msg, fields) =>
+  process.stderr.write(
+    `${JSON.stringify({ time: new Date().toISOString(), level, msg, service: 'agent', ...fields })}\n`,
+  ),
+);
