@@ -223,11 +223,11 @@ async function main(): Promise<void> {
       single_writer: single,
       what_if: ap.whatIf && {
         note:
-          "prototypes in bench/event-store/what-if.ts, built on the store's prepareAppend (+ writeChangeSet): the " +
+          "prototypes in bench/event-store/what-if.ts, built on the store's prepareAppend and write statements: the " +
           'appends of one process are queued and each queued change set is written as its own revision (own events, ' +
           'own chained hash), one COMMIT per batch; per-change-set = one writeChangeSet round trip per change set ' +
-          '(what GroupCommitter does), one-statement = the whole batch in one statement, one-statement-autocommit = ' +
-          'the same without BEGIN/FOR UPDATE, the head moved by a guarded UPDATE in the statement. Interleaved with ' +
+          '(the first group commit), one-statement = the whole batch through writeChangeSets (what GroupCommitter ' +
+          'does now). Interleaved with ' +
           'the real append() and the raw floor (2 x 1.5 s each), verify() ok afterwards.',
         runs: ap.whatIf,
       },

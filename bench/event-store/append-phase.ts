@@ -192,7 +192,7 @@ export async function appendPhase(
     // What-if prototypes of the append path, interleaved with the real append() and the raw floor.
     let whatIf: WhatIfRun[] | undefined;
     if (args.diagnostics) {
-      const modes: GroupCommitMode[] = ['per-change-set', 'one-statement', 'one-statement-autocommit'];
+      const modes: GroupCommitMode[] = ['per-change-set', 'one-statement'];
       const protos: GroupCommitPrototype[] = [];
       try {
         for (const mode of modes) protos.push(await openGroupCommitPrototype(db, mode, stream, n));
