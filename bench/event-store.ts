@@ -96,14 +96,17 @@ function findings(m: Record<string, number>, d: Record<string, unknown>): string
   }
   if (prof) {
     const a = prof.append;
-    const commits = a.commit?.count ?? 0;
-    const perTxn = commits ? prof.append_ops / commits : 0;
-    const catchUp = a.cache_catch_up?.count ?? 0;
+    // One write statement per group-committed batch; BEGIN / FOR UPDATE / COMMIT only when the store had to lock.
+    const batches = a.write_change_set?.count ?? 0;
+    const locked = a['lock_head (incl. wait)']?.count ?? 0;
+    const perBatch = batches ? prof.append_ops / batches : 0;
+    const catchUp = (a.cache_catch_up?.count ?? 0) + (a.cache_reload?.count ?? 0);
     out.push(
       `${prof.append_ops} appends from ${scaling ? Math.max(...Object.keys(scaling).map(Number)) : 8} writers made ` +
-        `${commits} transactions (${perTxn.toFixed(2)} change sets per COMMIT); per append: lock wait ` +
-        `${a['lock_head (incl. wait)']?.per_op_ms ?? 0} ms, write ${a.write_change_set?.per_op_ms ?? 0} ms, commit ` +
-        `${a.commit?.per_op_ms ?? 0} ms; ${catchUp} cache catch-up queries inside the lock.`,
+        `${batches} batches (${perBatch.toFixed(2)} change sets per write statement), ${locked} of them under the ` +
+        `head lock; per append: write ${a.write_change_set?.per_op_ms ?? 0} ms, lock ` +
+        `${a['lock_head (incl. wait)']?.per_op_ms ?? 0} ms, commit ${a.commit?.per_op_ms ?? 0} ms; ${catchUp} cache ` +
+        `catch-up or reload queries.`,
     );
   }
   if (app)

@@ -62,7 +62,7 @@ export function classifyAppend(sql: string): string | undefined {
   if (s.startsWith('COMMIT')) return 'commit';
   if (s.startsWith('ROLLBACK')) return 'rollback';
   if (s.includes('FROM mesh_head WHERE id FOR UPDATE')) return 'lock_head (incl. wait)';
-  if (s.startsWith('WITH cs AS')) return 'write_change_set';
+  if (s.startsWith('WITH hd AS') || s.startsWith('WITH cs AS')) return 'write_change_set';
   if (s.startsWith('SELECT revision, seq') && s.includes('FROM events')) return 'cache_catch_up';
   if (s.startsWith('SELECT kind, namespace, name, spec')) return 'cache_reload';
   if (s.includes('"snapshots"')) return 'snapshot';

@@ -56,9 +56,10 @@ export async function singleWriterProfile(db: TestDatabase, args: Args, stream: 
     const rawLat: number[] = [];
     const iterations = 150;
     const client = await pool.connect();
-    const namedClient = {
-      query: (text: string, values: unknown[]) =>
-        client.query({ name: 'bench_write_change_set', text, values }),
+    // The store sends its write as a named (prepared) statement; this one strips the name to compare.
+    type QueryConfig = { text: string; values: unknown[] };
+    const unnamedClient = {
+      query: (q: QueryConfig) => client.query(q.text, q.values),
     } as unknown as pg.PoolClient;
     try {
       let rawRevision = Number(
@@ -83,7 +84,7 @@ export async function singleWriterProfile(db: TestDatabase, args: Args, stream: 
         // Every other iteration sends the write as a named (server-side prepared) statement.
         const named = k % 2 === 1;
         const d = nowMs();
-        await writeChangeSet(named ? namedClient : client, prepared);
+        await writeChangeSet(named ? client : unnamedClient, prepared);
         const e = nowMs();
         await client.query('COMMIT');
         const f = nowMs();
@@ -157,8 +158,8 @@ export async function singleWriterProfile(db: TestDatabase, args: Args, stream: 
       )!;
       const plan: string[] = [];
       const explaining = {
-        query: async (text: string, params: unknown[]) => {
-          const r = await client.query(`EXPLAIN (ANALYZE, BUFFERS, SETTINGS) ${text}`, params);
+        query: async (q: QueryConfig) => {
+          const r = await client.query(`EXPLAIN (ANALYZE, BUFFERS, SETTINGS) ${q.text}`, q.values);
           for (const row of r.rows) plan.push(row['QUERY PLAN'] as string);
           return r;
         },

@@ -2,7 +2,7 @@
  * What-if prototypes for the append path, measured by the event-store bench to
  * back its findings with numbers. They reuse the store's own prepareAppend and
  * writeChangeSet (or write exactly the same rows), so the log they produce is a
- * valid chain, checked with store.verify(). None of this is what
+ * valid chain, checked with store.verify(). Neither is exactly what
  * EventStore.append does today.
  */
 import { type Change, emptyState, evolveInPlace, type MeshState } from '@meshplane/domain';
@@ -25,11 +25,11 @@ import { appendOpts, type WorkloadStream } from './workload';
  *   writeChangeSet round trip per change set, one COMMIT (the store's first
  *   group commit).
  * - one-statement: the same, but every queued change set in ONE statement
- *   through the store's own writeChangeSets (what GroupCommitter does now).
- * A third variant, the statement in autocommit with a guarded head UPDATE
- * instead of BEGIN / FOR UPDATE, measured no better (0.419 vs 0.413 of the
- * floor on 2026-11-25) and was dropped rather than kept as a second copy of
- * the store's write statement.
+ *   through the store's own writeChangeSets, under BEGIN / FOR UPDATE / COMMIT
+ *   (what GroupCommitter did before its optimistic autocommit path; it still
+ *   does this when it has to take the lock).
+ * The store's own path now writes that statement in autocommit, guarded on the
+ * head it last saw; the real append() is measured next to these prototypes.
  */
 export type GroupCommitMode = 'per-change-set' | 'one-statement';
 
@@ -95,7 +95,8 @@ export async function openGroupCommitPrototype(
         throw new Error('the prototype assumes a single writing process');
       const prepared = prepareBatch(batch, locked);
       if (mode === 'per-change-set') for (const p of prepared) await writeChangeSet(client, p);
-      else if (prepared.length > 0) await writeChangeSets(client, prepared, netDelta(prepared));
+      else if (prepared.length > 0)
+        await writeChangeSets(client, prepared, netDelta(prepared), locked.revision);
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);

@@ -201,6 +201,48 @@ describe('event store: append', () => {
     expect(gone.status).toBe('unchanged');
   });
 
+  it('builds on a head another process moved: no stale conflict, refusal or no-op, nothing lost', async () => {
+    const a = f.store;
+    const b = await f.openAnother({ poolSize: 2 });
+    await a.append([put('stale-x')], who); // a now assumes the head it just wrote
+    const moved = await b.append([put('stale-y', { weight: 7 })], who);
+    if (moved.status !== 'appended') throw new Error('expected appended');
+    const h = moved.changeSet.revision;
+    // a's assumed head is h - 1: its expectation of h is right, and must win.
+    const next = await a.append([put('stale-z')], { ...who, expectedRevision: h });
+    expect(next).toMatchObject({
+      status: 'appended',
+      changeSet: { revision: h + 1, prevHash: moved.changeSet.hash },
+    });
+    // b's assumed head is h: an expectation of h is now stale, and the conflict names the real head.
+    await expect(b.append([put('stale-w')], { ...who, expectedRevision: h })).rejects.toMatchObject({
+      headRevision: h + 1,
+    });
+    // Versions and no-ops are judged on the real head too.
+    const same = await b.append([put('stale-z')], who);
+    expect(same).toEqual({ status: 'unchanged', headRevision: h + 1 });
+    const ver = await b.append([put('stale-z', { weight: 2 })], {
+      ...who,
+      expectedVersions: { [refKey(put('stale-z'))]: h + 1 },
+    });
+    expect(ver.status).toBe('appended');
+    // A validator refusal is confirmed against the real head, where the resource it needs exists.
+    await b.append([put('stale-dep')], who);
+    const needsDep = await a.append([put('stale-v')], {
+      ...who,
+      validate: (view) => {
+        if (!view.get(put('stale-dep')))
+          throw new ValidationError('missing', [{ path: 'apply[0]', message: 'stale-dep is missing' }]);
+      },
+    });
+    expect(needsDep).toMatchObject({ status: 'appended', changeSet: { revision: h + 4 } });
+    // A put equal to what a last saw is no no-op once another process deleted the resource.
+    await b.append([del('stale-x')], who);
+    const back = await a.append([put('stale-x')], who);
+    expect(back).toMatchObject({ status: 'appended', changeSet: { revision: h + 6 } });
+    expect(await a.verify()).toMatchObject({ ok: true, headRevision: h + 6 });
+  });
+
   it('streams revisions in batches, in order', async () => {
     const head = await f.store.head();
     const seen: number[] = [];

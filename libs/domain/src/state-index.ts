@@ -53,6 +53,9 @@ export class IndexedState {
   view(): StateView {
     const { state, byKind, byVip, referrers } = this;
     return {
+      get revision() {
+        return state.revision;
+      },
       get: (ref) => state.resources.get(refKey(ref)),
       list: (kind?: string) =>
         kind === undefined ? state.resources.values() : (byKind.get(kind)?.values() ?? []),

@@ -3,7 +3,6 @@ import {
   type Change,
   type CommittedEvent,
   ConflictError,
-  canonicalEqual,
   type ErrorDetail,
   type MeshState,
   type ResourceRef,
@@ -15,6 +14,7 @@ import {
 } from '@meshplane/domain';
 import type pg from 'pg';
 import { chainHash } from './hashing';
+import { jsonEqual } from './json-equal';
 
 import type { AppendOptions, ChangeSet, Head } from './types';
 
@@ -47,7 +47,7 @@ export function effectiveChanges(state: MeshState, changes: Change[]): Change[] 
   return changes.filter((c) => {
     const cur = state.resources.get(refKey(c));
     if (c.op === 'delete') return cur !== undefined;
-    return !(cur && canonicalEqual(cur.spec, c.spec) && (cur.origin ?? null) === (c.origin ?? null));
+    return !(cur && jsonEqual(cur.spec, c.spec) && (cur.origin ?? null) === (c.origin ?? null));
   });
 }
 
@@ -151,50 +151,38 @@ export function deltaOf(cs: ChangeSet): ProjectionDelta {
   return { puts, deletes };
 }
 
-export async function writeChangeSet(client: pg.PoolClient, p: PreparedAppend): Promise<void> {
-  await writeChangeSets(client, [p], deltaOf(p.changeSet));
+export async function writeChangeSet(client: pg.PoolClient, p: PreparedAppend): Promise<boolean> {
+  return writeChangeSets(client, [p], deltaOf(p.changeSet), p.changeSet.revision - 1);
 }
 
 /**
- * Writes consecutive prepared change sets in ONE statement: the change sets,
- * their events, the projection delta, the new head, and one NOTIFY per
- * revision to wake relays. One round trip however many revisions, which keeps
- * the head lock short: that lock hold is what bounds append throughput.
+ * Writes consecutive prepared change sets in ONE statement: the new head, the
+ * change sets, their events, the projection delta, and one NOTIFY per revision
+ * to wake relays. One round trip however many revisions, which keeps the head
+ * lock short: that lock hold is what bounds append throughput.
+ *
+ * The head moves only if it is still at `fromRevision` (the UPDATE waits for a
+ * concurrent appender's lock, then re-checks), and everything else is written
+ * only if it moved, so the statement can run in autocommit without holding the
+ * lock beforehand: false means another appender got there first and nothing
+ * was written. It is a named prepared statement: parsed and planned once per
+ * connection.
  */
 export async function writeChangeSets(
   client: pg.PoolClient,
   ps: PreparedAppend[],
   delta: ProjectionDelta,
-): Promise<void> {
+  fromRevision: number,
+): Promise<boolean> {
   const css = ps.map((p) => p.changeSet);
-  const ev = css.flatMap((cs) => cs.events);
+  const ev: CommittedEvent[] = [];
+  for (const cs of css) for (const e of cs.events) ev.push(e);
   const last = css[css.length - 1]!;
   const { puts, deletes: dels } = delta;
-  await client.query(
-    `WITH cs AS (
-       INSERT INTO change_sets (revision, change_id, cluster, actor, reason, request_id, idempotency_key,
-         idempotency_fingerprint, trace_context, restored_from_revision, metadata, event_count, created_at,
-         prev_hash, hash)
-       SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-         $8::text[], $9::text[], $10::bigint[], $11::text[]::jsonb[], $12::int[], $13::timestamptz[],
-         $14::text[], $15::text[])
-     ), ev AS (
-       INSERT INTO events (revision, seq, kind, namespace, name, op, spec, prev_version, origin)
-       SELECT * FROM unnest($16::bigint[], $17::int[], $18::text[], $19::text[], $20::text[], $21::text[],
-         $22::text[]::jsonb[], $23::bigint[], $24::text[])
-     ), up AS (
-       INSERT INTO resources (kind, namespace, name, spec, version, origin)
-       SELECT * FROM unnest($25::text[], $26::text[], $27::text[], $28::text[]::jsonb[], $29::bigint[], $30::text[])
-       ON CONFLICT (kind, namespace, name)
-       DO UPDATE SET spec = excluded.spec, version = excluded.version, origin = excluded.origin
-     ), del AS (
-       DELETE FROM resources r USING unnest($31::text[], $32::text[], $33::text[]) AS d(k, ns, n)
-       WHERE r.kind = d.k AND r.namespace = d.ns AND r.name = d.n
-     ), hd AS (
-       UPDATE mesh_head SET revision = $34, hash = $35 WHERE id
-     )
-     SELECT pg_notify('mesh_revisions', r::text) FROM unnest($1::bigint[]) AS r`,
-    [
+  const res = await client.query({
+    name: 'meshplane_write_change_sets',
+    text: WRITE_CHANGE_SETS,
+    values: [
       css.map((c) => c.revision),
       css.map((c) => c.changeId),
       css.map((c) => c.cluster),
@@ -210,26 +198,74 @@ export async function writeChangeSets(
       css.map((c) => c.createdAt),
       css.map((c) => c.prevHash),
       css.map((c) => c.hash),
-      ev.map((e) => e.revision),
-      ev.map((e) => e.seq),
-      ev.map((e) => e.kind),
-      ev.map((e) => e.namespace),
-      ev.map((e) => e.name),
-      ev.map((e) => e.op),
-      ev.map((e) => (e.op === 'put' ? JSON.stringify(e.spec ?? {}) : null)),
-      ev.map((e) => e.prevVersion),
-      ev.map((e) => e.origin ?? null),
-      puts.map((r) => r.kind),
-      puts.map((r) => r.namespace),
-      puts.map((r) => r.name),
-      puts.map((r) => JSON.stringify(r.spec)),
-      puts.map((r) => r.version),
-      puts.map((r) => r.origin ?? null),
+      JSON.stringify(eventRows(ev)),
+      JSON.stringify(resourceRows(puts)),
       dels.map((r) => r.kind),
       dels.map((r) => r.namespace),
       dels.map((r) => r.name),
       last.revision,
       last.hash,
+      fromRevision,
     ],
-  );
+  });
+  return res.rowCount === css.length;
 }
+
+/**
+ * Events and projection rows travel as one JSON document each (rows of named
+ * members, the specs nested as they are), which is one native JSON.stringify
+ * instead of pg's per-element escaping of text arrays.
+ */
+function eventRows(ev: CommittedEvent[]) {
+  return ev.map((e) => ({
+    revision: e.revision,
+    seq: e.seq,
+    kind: e.kind,
+    namespace: e.namespace,
+    name: e.name,
+    op: e.op,
+    spec: e.op === 'put' ? (e.spec ?? {}) : null,
+    prev_version: e.prevVersion,
+    origin: e.origin ?? null,
+  }));
+}
+
+function resourceRows(rs: StoredResource[]) {
+  return rs.map((r) => ({
+    kind: r.kind,
+    namespace: r.namespace,
+    name: r.name,
+    spec: r.spec,
+    version: r.version,
+    origin: r.origin ?? null,
+  }));
+}
+
+// Every part reads `hd`, so the guarded head UPDATE runs first and gates the rest.
+const WRITE_CHANGE_SETS = `WITH hd AS (
+       UPDATE mesh_head SET revision = $21, hash = $22 WHERE id AND revision = $23 RETURNING revision
+     ), cs AS (
+       INSERT INTO change_sets (revision, change_id, cluster, actor, reason, request_id, idempotency_key,
+         idempotency_fingerprint, trace_context, restored_from_revision, metadata, event_count, created_at,
+         prev_hash, hash)
+       SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+         $8::text[], $9::text[], $10::bigint[], $11::text[]::jsonb[], $12::int[], $13::timestamptz[],
+         $14::text[], $15::text[])
+       WHERE EXISTS (SELECT FROM hd)
+     ), ev AS (
+       INSERT INTO events (revision, seq, kind, namespace, name, op, spec, prev_version, origin)
+       SELECT * FROM json_to_recordset($16::json) AS e(revision bigint, seq int, kind text, namespace text,
+         name text, op text, spec jsonb, prev_version bigint, origin text)
+       WHERE EXISTS (SELECT FROM hd)
+     ), up AS (
+       INSERT INTO resources (kind, namespace, name, spec, version, origin)
+       SELECT * FROM json_to_recordset($17::json) AS r(kind text, namespace text, name text, spec jsonb,
+         version bigint, origin text)
+       WHERE EXISTS (SELECT FROM hd)
+       ON CONFLICT (kind, namespace, name)
+       DO UPDATE SET spec = excluded.spec, version = excluded.version, origin = excluded.origin
+     ), del AS (
+       DELETE FROM resources r USING unnest($18::text[], $19::text[], $20::text[]) AS d(k, ns, n)
+       WHERE r.kind = d.k AND r.namespace = d.ns AND r.name = d.n AND EXISTS (SELECT FROM hd)
+     )
+     SELECT pg_notify('mesh_revisions', r::text) FROM unnest($1::bigint[]) AS r WHERE EXISTS (SELECT FROM hd)`;

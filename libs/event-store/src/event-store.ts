@@ -33,7 +33,7 @@ export interface EventStoreOptions {
   databaseUrl: string;
   /** Cluster name recorded on every change set. */
   cluster?: string;
-  /** A snapshot is written every N revisions (0 disables). */
+  /** A snapshot is written every N revisions, at the end of the batch that reaches the multiple (0 disables). */
   snapshotInterval?: number;
   poolSize?: number;
   applicationName?: string;
@@ -42,10 +42,11 @@ export interface EventStoreOptions {
 
 /**
  * The append-only, hash-chained log of revisions. Appends are serialized on the
- * one-row head (SELECT ... FOR UPDATE), which makes revisions dense and commit
- * ordered and gives each hash its predecessor. The process keeps the state at
- * the head in memory so that validation and no-op detection need no queries;
- * it catches up from the log whenever another process appended.
+ * one-row head (its row lock, taken by the guarded head UPDATE of the write or
+ * by SELECT ... FOR UPDATE), which makes revisions dense and commit ordered and
+ * gives each hash its predecessor. The process keeps the state at the head in
+ * memory so that validation and no-op detection need no queries; it catches up
+ * from the log whenever another process appended.
  */
 export class EventStore {
   readonly reader: LogReader;
@@ -70,7 +71,7 @@ export class EventStore {
       head: this.headCache,
       cluster: this.cluster,
       findIdempotent: (o, client) => this.findIdempotent(o, client),
-      onCommitted: (cs) => this.maybeSnapshot(cs),
+      onCommitted: (committed) => this.maybeSnapshot(committed),
     });
   }
 
@@ -139,8 +140,17 @@ export class EventStore {
     return this.reader.getChangeSet(row.revision);
   }
 
-  private maybeSnapshot(cs: ChangeSet): void {
-    if (this.snapshotInterval <= 0 || cs.revision % this.snapshotInterval !== 0) return;
+  /**
+   * A batch that reaches a multiple of the interval gets a snapshot at its last
+   * revision, taken from the head state in memory: a snapshot at the multiple
+   * itself, when that falls inside the batch, would need a replay to build.
+   */
+  private maybeSnapshot(committed: ChangeSet[]): void {
+    const n = this.snapshotInterval;
+    if (n <= 0) return;
+    const first = committed[0]!.revision;
+    const cs = committed[committed.length - 1]!;
+    if (Math.floor(cs.revision / n) === Math.floor((first - 1) / n)) return;
     const cached = this.headCache.current;
     const state = cached?.revision === cs.revision ? cloneState(cached.state) : undefined;
     const job = (state ? this.snapshots.write(state, cs.hash) : this.createSnapshot(cs.revision))

@@ -1,6 +1,7 @@
 import { type CommittedEvent, emptyState, IndexedState } from '@meshplane/domain';
 import type pg from 'pg';
 import { toEvent, toStoredResource } from './rows';
+import type { Head } from './types';
 
 /**
  * The state at the head of the log, held in memory with its validation indexes
@@ -11,17 +12,31 @@ import { toEvent, toStoredResource } from './rows';
  */
 export class HeadCache {
   private cache: IndexedState | undefined;
+  private hash: string | undefined;
 
   get current(): IndexedState | undefined {
     return this.cache;
   }
 
-  invalidate(): void {
-    this.cache = undefined;
+  /**
+   * The head this process last saw committed (its own commits included), with
+   * the state at it: what an optimistic append builds on. Another process may
+   * have appended since; the guarded write finds that out.
+   */
+  get assumedHead(): { state: IndexedState; head: Head } | undefined {
+    if (!this.cache || this.hash === undefined) return undefined;
+    return { state: this.cache, head: { revision: this.cache.revision, hash: this.hash } };
   }
 
-  /** The state at `headRevision`; the caller holds the head lock on `client`. */
-  async load(client: pg.PoolClient, headRevision: number): Promise<IndexedState> {
+  invalidate(): void {
+    this.cache = undefined;
+    this.hash = undefined;
+  }
+
+  /** The state at `head`; the caller holds the head lock on `client`. */
+  async load(client: pg.PoolClient, head: Head): Promise<IndexedState> {
+    const headRevision = head.revision;
+    this.hash = head.hash;
     if (!this.cache || this.cache.revision > headRevision) {
       const rows = await client.query('SELECT kind, namespace, name, spec, version, origin FROM resources');
       const state = emptyState();
@@ -37,15 +52,16 @@ export class HeadCache {
          WHERE revision > $1 AND revision <= $2 ORDER BY revision, seq`,
         [this.cache.revision, headRevision],
       );
-      this.apply(rows.rows.map(toEvent), headRevision);
+      this.apply(rows.rows.map(toEvent), headRevision, head.hash);
     }
     return this.cache;
   }
 
-  /** Applies events up to `revision` once; events at or below the cached revision are skipped. */
-  apply(events: CommittedEvent[], revision: number): void {
+  /** Applies events up to the head `revision` (hash `hash`) once; events at or below the cached revision are skipped. */
+  apply(events: CommittedEvent[], revision: number, hash: string): void {
     const cache = this.cache;
     if (!cache || cache.revision >= revision) return;
+    this.hash = hash;
     // apply() advances the revision, so compare against where the cache started.
     const from = cache.revision;
     for (const e of events) if (e.revision > from) cache.apply(e);
