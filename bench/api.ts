@@ -5,9 +5,9 @@
  * 16 concurrent clients, two ways, in one run against the same PostgreSQL, each on its own fresh
  * database seeded with the same population:
  *
- *  - http:   real HTTP POST /v1/changes with an operator token, keep-alive fetch (undici), to the
- *            Nest API (createApiApp) listening on 127.0.0.1. The clients run in a worker thread,
- *            so they do not share the server's event loop.
+ *  - http:   real HTTP POST /v1/changes with an operator token, node:http on a keep-alive Agent
+ *            (`--fetch=true`: global fetch), to the Nest API (createApiApp) listening on 127.0.0.1.
+ *            The clients run in a worker thread, so they do not share the server's event loop.
  *  - append: the same changes through EventStore.append directly, opened like the API opens it
  *            (default pool, same cluster and snapshot interval), with the same `validate` hook
  *            the API passes (validateChangeSet from @meshplane/domain).
@@ -15,8 +15,9 @@
  * After a warm-up of each, they alternate in slices (`rounds` x `duration / rounds` s each), so load
  * from other work on the machine hits both alike. `http_vs_append_ratio` is the HTTP layer's share
  * of the store's throughput (target >= 0.5). With `--compare-client` (default) a second client
- * worker using node:http (a lighter client than fetch) takes its own slices against the same API:
- * on 2 shared cores the load generator's CPU is taken from the server, and this shows how much.
+ * worker using the other client (fetch, which costs ~3x the CPU per request) takes its own slices
+ * against the same API: on 2 shared cores the load generator's CPU is taken from the server, and
+ * this shows how much.
  *
  * Diagnostics (extra runs, not in the rates; `--profile-seconds=0` skips them): the API thread
  * under the V8 CPU profiler (as `node --cpu-prof`; raw profiles in the OS temp directory) for each
@@ -35,7 +36,13 @@ import { EventStore, migrateToLatest } from '@meshplane/event-store';
 import type { INestApplication } from '@nestjs/common';
 import { createApiApp } from '../services/api/src/app';
 import { ChangeSequence, seedChunks, toChange, traceparent } from './api/changes';
-import type { HttpRunReply, HttpWorkerData, HttpWorkerReply, HttpWorkerRequest } from './api/http-worker';
+import type {
+  HttpClientKind,
+  HttpRunReply,
+  HttpWorkerData,
+  HttpWorkerReply,
+  HttpWorkerRequest,
+} from './api/http-worker';
 import {
   checkpoint,
   cpuSample,
@@ -77,12 +84,26 @@ const DEFAULTS = {
   seedChunk: 500,
   /** Seconds of each profiled extra run (0: no profiles). */
   profileSeconds: 3,
-  /** HTTP client: global fetch (undici, keep-alive); `--fetch=false` uses node:http on a keep-alive Agent. */
-  fetch: true,
+  /**
+   * HTTP client: a minimal HTTP/1.1 client on one keep-alive socket per client (default, like wrk);
+   * `--raw=false` node:http on a keep-alive Agent; `--fetch` global fetch (undici). The client is not
+   * what is measured, and on 2 shared cores its CPU is taken from the API under test (bench/README.md).
+   */
+  raw: true,
+  fetch: false,
   /** Also measure the other client (interleaved, same API): how much of the gap is the load generator's CPU. */
   compareClient: true,
 };
 type Args = typeof DEFAULTS;
+
+const CLIENT_NAMES: Record<HttpClientKind, string> = {
+  raw: 'a minimal HTTP/1.1 client on one keep-alive socket per client',
+  'node-http': 'node:http on a keep-alive Agent',
+  fetch: 'global fetch (undici, keep-alive)',
+};
+const clientKind = (a: Args): HttpClientKind => (a.fetch ? 'fetch' : a.raw ? 'raw' : 'node-http');
+/** The compared client: node:http next to the minimal one, fetch next to node:http. */
+const otherClient = (k: HttpClientKind): HttpClientKind => (k === 'node-http' ? 'fetch' : 'node-http');
 
 const TARGETS: Record<string, Target> = {
   http_vs_append_ratio: { op: '>=', threshold: 0.5 },
@@ -259,7 +280,7 @@ function classifyStatement(sql: string): string | undefined {
   if (s.startsWith('COMMIT')) return 'commit';
   if (s.startsWith('ROLLBACK')) return 'rollback';
   if (s.includes('FROM mesh_head WHERE id FOR UPDATE')) return 'lock_head';
-  if (s.startsWith('WITH cs AS')) return 'write_change_set';
+  if (s.startsWith('WITH hd AS')) return 'write_change_set';
   return undefined;
 }
 
@@ -274,27 +295,29 @@ async function withLoopDelay<T>(fn: () => Promise<T>): Promise<{ value: T; delay
   }
 }
 
+/**
+ * The store writes each group-committed batch with one statement: in autocommit when it builds on
+ * the head it last saw (one round trip), under BEGIN / FOR UPDATE / COMMIT when it had to look.
+ */
 function statementDetails(ops: number, stats: Record<string, StatementStats>, delay: IntervalHistogram) {
-  const txns = stats.commit?.count ?? 0;
+  const batches = stats.write_change_set?.count ?? 0;
+  const locked = stats.lock_head?.count ?? 0;
   const mean = (k: string) => round(stats[k]?.meanMs ?? 0, 3);
   const total = (keys: string[]) => keys.reduce((a, k) => a + (stats[k]?.totalMs ?? 0), 0);
-  const inLock = total(['lock_head', 'write_change_set', 'commit']);
+  const allMs = total(['begin', 'lock_head', 'write_change_set', 'commit', 'rollback']);
   return {
     ops,
-    transactions: txns,
-    change_sets_per_transaction: txns ? round(ops / txns, 3) : null,
-    write_statements_per_transaction: txns ? round((stats.write_change_set?.count ?? 0) / txns, 3) : null,
+    batches,
+    batches_under_lock: locked,
+    change_sets_per_batch: batches ? round(ops / batches, 3) : null,
     mean_ms: {
       begin: mean('begin'),
       lock_head: mean('lock_head'),
       write_change_set: mean('write_change_set'),
       commit: mean('commit'),
     },
-    transaction_ms: txns
-      ? round(total(['begin', 'lock_head', 'write_change_set', 'commit']) / txns, 3)
-      : null,
-    head_lock_held_ms_per_transaction: txns ? round(inLock / txns, 3) : null,
-    head_lock_held_ms_per_change: round(inLock / ops, 3),
+    statement_ms_per_batch: batches ? round(allMs / batches, 3) : null,
+    statement_ms_per_change: round(allMs / ops, 3),
     statements: Object.fromEntries(
       Object.entries(stats).map(([k, v]) => [k, { count: v.count, mean_ms: round(v.meanMs, 3) }]),
     ),
@@ -360,10 +383,9 @@ function findings(m: Record<string, number>, d: Record<string, unknown>): string
     | undefined;
   if (st) {
     const one = (x: ReturnType<typeof statementDetails>) =>
-      `${x.change_sets_per_transaction} change sets per transaction (${x.write_statements_per_transaction} write ` +
-      `statements), each transaction ${x.transaction_ms} ms: BEGIN ${x.mean_ms.begin}, lock ${x.mean_ms.lock_head}, ` +
-      `write ${x.mean_ms.write_change_set}, COMMIT ${x.mean_ms.commit} ms; event-loop delay p50 ` +
-      `${x.event_loop_delay_ms.p50} / p99 ${x.event_loop_delay_ms.p99} ms`;
+      `${x.change_sets_per_batch} change sets per batch (${x.batches} batches, ${x.batches_under_lock} under the ` +
+      `head lock), write statement ${x.mean_ms.write_change_set} ms, all statements ${x.statement_ms_per_batch} ms ` +
+      `per batch; event-loop delay p50 ${x.event_loop_delay_ms.p50} / p99 ${x.event_loop_delay_ms.p99} ms`;
     out.push(
       `group commit, timed from the call to the result on this thread (the round trip plus the wait for the ` +
         `event loop): HTTP path ${one(st.http)}; direct append ${one(st.append)}.`,
@@ -455,8 +477,8 @@ async function main(): Promise<void> {
     const operatorToken = ((await tokenRes.json()) as { token: string }).token;
     progress(t0, `API listening on ${url}; operator token created`);
 
-    const primaryClient = args.fetch ? 'fetch' : 'node-http';
-    const altClient = args.fetch ? 'node-http' : 'fetch';
+    const primaryClient = clientKind(args);
+    const altClient = otherClient(primaryClient);
     clients = new HttpClients({
       url,
       token: operatorToken,
@@ -611,8 +633,8 @@ async function main(): Promise<void> {
         note:
           'extra runs (not in the rates): every pg query of this process timed from call to result, which ' +
           "includes the wait for this thread's event loop to pick the result up: a busy loop stretches every " +
-          'round trip of the group-commit transaction (BEGIN, lock, write, COMMIT) and so the time each batch holds ' +
-          'the head lock. Event-loop delay of the main thread sampled every 1 ms.',
+          'round trip of a group-committed batch (one autocommitted write statement, or BEGIN, lock, write, COMMIT ' +
+          'when the store had to take the head lock). Event-loop delay of the main thread sampled every 1 ms.',
         http: statementDetails(sh.value.value.ops, sh.value.stats, sh.delay),
         append: statementDetails(sa.value.value.ops, sa.value.stats, sa.delay),
       };
@@ -683,12 +705,12 @@ async function main(): Promise<void> {
           'reason + traceparent set; 127.0.1.x addresses',
         http_path:
           'POST /v1/changes {reason, apply:[workload]} with an operator token (Authorization: Bearer), ' +
-          `${args.fetch ? 'global fetch (undici, keep-alive)' : 'node:http on a keep-alive Agent'} from a worker ` +
+          `${CLIENT_NAMES[clientKind(args)]} from a worker ` +
           'thread; every response checked for 201',
         ...(args.compareClient
           ? {
               compared_client:
-                `the same HTTP load from a second worker using ${args.fetch ? 'node:http on a keep-alive Agent' : 'global fetch'}, ` +
+                `the same HTTP load from a second worker using ${CLIENT_NAMES[otherClient(clientKind(args))]}, ` +
                 'interleaved with the others against the same API and database (its own generation range, so no ' +
                 'change repeats a spec): how much of the HTTP cost is the load generator sharing the 2 cores',
             }
