@@ -111,15 +111,14 @@ function findings(m: Record<string, number>, d: Record<string, unknown>): string
     `new connection: VIP ${us(m.vip_p50_us)} vs direct ${us(m.direct_p50_us)} (x${m.vip_vs_direct_p50}): the mesh adds ` +
       `${d3(m.vip_p50_us, m.direct_p50_us)} us. With the socket-LB programs alone (connect4 & co., no sockops/sk_msg) ` +
       `the VIP costs ${us(m.vip_lb_only_p50_us)} (x${m.vip_lb_only_vs_direct_p50}, +${d3(m.vip_lb_only_p50_us, m.direct_p50_us)} us); ` +
-      `sockops + sk_msg add ${d3(m.vip_p50_us, m.vip_lb_only_p50_us)} us more (the socket enters the sockhash and every ` +
-      `send runs sk_msg) although this backend is not meshed. A meshed client dialling the backend address directly ` +
-      `(no VIP): ${us(m.direct_in_mesh_p50_us)}.`,
+      `with sockops too: ${d3(m.vip_p50_us, m.vip_lb_only_p50_us)} us more (sockops looks the peer up in ` +
+      'mesh_listeners; this backend is not a meshed listener, so the socket stays out of the sockhash and sk_msg ' +
+      `never runs). A meshed client dialling the backend address directly (no VIP): ${us(m.direct_in_mesh_p50_us)}.`,
   );
   out.push(
     `reused connection: VIP ${us(m.vip_reused_p50_us)} vs direct ${us(m.direct_reused_p50_us)} ` +
-      `(x${m.vip_vs_direct_reused_p50}), LB programs only ${us(m.vip_lb_only_reused_p50_us)}; connect4 does not run ` +
-      "here, the difference is the sockhash socket's send/receive path (sk_msg verdict, then plain TCP since the " +
-      'backend is not meshed).',
+      `(x${m.vip_vs_direct_reused_p50}), LB programs only ${us(m.vip_lb_only_reused_p50_us)}; no program runs on ` +
+      'this path (connect4 ran once; the socket is not in the sockhash, the backend not being meshed).',
   );
   out.push(
     `vs the HAProxy sidecar stand-in: new connection ${us(m.proxy_p50_us)} (VIP/proxy ${m.vip_vs_proxy_p50}), reused ` +
@@ -137,24 +136,33 @@ function findings(m: Record<string, number>, d: Record<string, unknown>): string
   const mo = d.map_ops as { by_batch: MapOpsResult[] } | undefined;
   if (mo)
     out.push(
-      'batch updates of mesh_slots, entries/s (BpfMapBackend / bare addon / C floor): ' +
+      'batch updates of mesh_slots, entries/s (reconciler op / BpfMapBackend.update on byte entries / bare addon / ' +
+        'C floor): ' +
         mo.by_batch
           .map(
             (r) =>
-              `N=${r.batch}: ${Math.round(r.per_s.backend)} / ${Math.round(r.per_s.addon)} / ${Math.round(r.per_s.c_floor)}`,
+              `N=${r.batch}: ${Math.round(r.per_s.backend)} / ${Math.round(r.per_s.entries)} / ` +
+              `${Math.round(r.per_s.addon)} / ${Math.round(r.per_s.c_floor)}`,
           )
           .join('; '),
     );
   const head = mo?.by_batch.find((r) => r.batch === m.map_batch);
   if (head) {
     const us = (perS: number) => round((head.batch * 1e6) / perS, 4);
-    const [b, a, c] = [us(head.per_s.backend), us(head.per_s.addon), us(head.per_s.c_floor)];
+    const [b, e, a, c] = [
+      us(head.per_s.backend),
+      us(head.per_s.entries),
+      us(head.per_s.addon),
+      us(head.per_s.c_floor),
+    ];
+    const perEntry = (x: number) => Math.round(((x - a) * 1000) / head.batch);
     out.push(
-      `at N=${head.batch} a batch takes ${b} us through BpfMapBackend.update, ${a} us as a bare addon call and ` +
-        `${c} us from C (best rounds): the addon is at ${round(c / a, 3)} of the floor; the backend's own ` +
-        'JavaScript (size checks, copying every entry into one key and one value buffer) costs ' +
-        `${Math.round(((b - a) * 1000) / head.batch)} ns per entry. All reps pooled: ` +
-        `${head.batch_us.backend.p50} / ${head.batch_us.addon.p50} / ${head.batch_us.c_floor.p50} us.`,
+      `at N=${head.batch} a batch takes ${b} us as the reconciler's op (hex keys/values decoded straight into the ` +
+        `map's reused buffers), ${e} us through BpfMapBackend.update on byte entries, ${a} us as a bare addon call ` +
+        `and ${c} us from C (best rounds): the addon is at ${round(c / a, 3)} of the floor; the backend's own ` +
+        `JavaScript costs ${perEntry(b)} ns per entry from hex, ${perEntry(e)} ns from bytes. All reps pooled: ` +
+        `${head.batch_us.backend.p50} / ${head.batch_us.entries.p50} / ${head.batch_us.addon.p50} / ` +
+        `${head.batch_us.c_floor.p50} us.`,
     );
   }
   const sync = d.full_sync as { runs: FullSyncRun[] } | undefined;
@@ -359,7 +367,8 @@ async function main(): Promise<void> {
       byBatch.push(r);
       progress(
         t0,
-        `map ops N=${batch}: backend ${Math.round(r.per_s.backend)}/s, addon ${Math.round(r.per_s.addon)}/s, ` +
+        `map ops N=${batch}: op ${Math.round(r.per_s.backend)}/s, entries ${Math.round(r.per_s.entries)}/s, ` +
+          `addon ${Math.round(r.per_s.addon)}/s, ` +
           `C ${Math.round(r.per_s.c_floor)}/s`,
       );
     }
@@ -409,6 +418,7 @@ async function main(): Promise<void> {
       latency_slices_rerun: Object.values(R).reduce((a, r) => a + r.reruns, 0),
       map_batch: args.mapBatch,
       map_ops_per_s_batch: head.per_s.backend,
+      map_ops_per_s_entries: head.per_s.entries,
       map_ops_per_s_addon: head.per_s.addon,
       map_ops_per_s_c_floor: head.per_s.c_floor,
       batch_vs_c_floor: ratio(head.per_s.backend, head.per_s.c_floor),
@@ -440,7 +450,9 @@ async function main(): Promise<void> {
         note:
           'entries/s = N / p50 batch time of the best round (per_s) or of all reps pooled (per_s_pooled); every ' +
           'timed batch replaces N existing mesh_slots entries (BPF_ANY); ' +
-          'backend = BpfMapBackend.update (checks + packing + addon + syscall), addon = updateBatch on pre-packed ' +
+          "backend = executeOp on a hex op, the reconciler's write (BpfMapBackend.updateHex: checks + one hex decode " +
+          'per buffer into reused buffers + addon + syscall), entries = BpfMapBackend.update on byte entries (checks + ' +
+          'packing into reused buffers + addon + syscall), addon = updateBatch on pre-packed ' +
           'buffers, c_floor = bench/dataplane/map-floor.c (libbpf bpf_map_update_batch), same pinned map, interleaved',
         by_batch: byBatch,
       },

@@ -69,6 +69,22 @@ struct {
 	__type(value, __u64); /* socket cookie on lookup from user space */
 } mesh_socks SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MESH_MAX_LISTENERS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct mesh_listener_key);
+	__type(value, struct mesh_listener_value);
+} mesh_listeners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MESH_MAX_PENDING_SOCKS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct mesh_sock_key);
+	__type(value, struct mesh_sk_pending_value);
+} mesh_sk_pending SEC(".maps");
+
 #define SYS_REJECT 0
 #define SYS_PROCEED 1
 
@@ -208,21 +224,93 @@ int mesh_getpeer4(struct bpf_sock_addr *ctx)
 
 /* ---------------------------------------------------------------------------------------
  * Sockmap acceleration. sockops is attached to the agent's cgroup, so only sockets that
- * meshed workloads create (and connections accepted on their listeners) get here. Each
- * end inserts itself; sk_msg then hands a sender's bytes straight to the peer's receive
- * queue when the peer is in the map too, i.e. when both ends are meshed on this node.
+ * meshed workloads create (and connections accepted on their listeners) get here. A
+ * socket enters the sockhash only when BOTH ends are meshed workloads of this node:
+ *  - listen() of a meshed workload records its address in mesh_listeners (removed again
+ *    when the listener closes, through the state callback enabled on it);
+ *  - the connecting end inserts itself when its peer is such a listener;
+ *  - the accepted end inserts itself when its peer (the connecting end, established
+ *    first: it sends the final ACK) did so, as recorded in mesh_sk_pending.
+ * Any other connection (remote or non-meshed backend) never runs sk_msg: it pays only
+ * the connect4 rewrite. sk_msg then hands a sender's bytes straight to the peer's
+ * receive queue.
  *
  * Port conventions differ per context: local_port is host order; remote_port is a
  * network-order u16 in the upper half of the u32 on little endian, so bpf_ntohl() of the
  * whole field yields the host-order port. Keys use host-order ports (mesh_maps.h).
  */
+static __always_inline void mesh_listener_add(struct bpf_sock_ops *skops)
+{
+	struct mesh_listener_key lk = { .addr = skops->local_ip4, .port = (__u16)skops->local_port };
+	struct mesh_listener_value one = { .count = 1 };
+	struct mesh_listener_value *lv = bpf_map_lookup_elem(&mesh_listeners, &lk);
+	if (lv)
+		__sync_fetch_and_add(&lv->count, 1);
+	else if (bpf_map_update_elem(&mesh_listeners, &lk, &one, BPF_NOEXIST) != 0) {
+		lv = bpf_map_lookup_elem(&mesh_listeners, &lk); /* lost a race with another listen() */
+		if (lv)
+			__sync_fetch_and_add(&lv->count, 1);
+	}
+	/* Tell us when this listener closes. Its children inherit the flag; the accepted
+	 * end clears it again (mesh_sockops, PASSIVE_ESTABLISHED). */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static __always_inline void mesh_listener_remove(struct bpf_sock_ops *skops)
+{
+	struct mesh_listener_key lk = { .addr = skops->local_ip4, .port = (__u16)skops->local_port };
+	struct mesh_listener_value *lv = bpf_map_lookup_elem(&mesh_listeners, &lk);
+	if (!lv)
+		return;
+	/* The BPF target (cpu v1) cannot use an atomic add's result: subtract, then re-read.
+	 * A race with a concurrent listen() on the same address costs acceleration only. */
+	__sync_fetch_and_add(&lv->count, -1);
+	if ((__s32)lv->count <= 0)
+		bpf_map_delete_elem(&mesh_listeners, &lk);
+}
+
+/* Is the peer of this connecting socket a meshed listener of this node? */
+static __always_inline int mesh_peer_listens(const struct mesh_sock_key *key)
+{
+	struct mesh_listener_key lk = { .addr = key->remote_ip, .port = key->remote_port };
+	if (bpf_map_lookup_elem(&mesh_listeners, &lk))
+		return 1;
+	lk.addr = 0; /* INADDR_ANY listener */
+	return bpf_map_lookup_elem(&mesh_listeners, &lk) != NULL;
+}
+
+/* Did a meshed socket of this node connect to this accepted one? Consumes the record. */
+static __always_inline int mesh_peer_pending(const struct mesh_sock_key *key)
+{
+	struct mesh_sock_key peer = {
+		.local_ip = key->remote_ip,
+		.remote_ip = key->local_ip,
+		.local_port = key->remote_port,
+		.remote_port = key->local_port,
+	};
+	if (!bpf_map_lookup_elem(&mesh_sk_pending, &peer))
+		return 0;
+	bpf_map_delete_elem(&mesh_sk_pending, &peer);
+	return 1;
+}
+
 SEC("sockops")
 int mesh_sockops(struct bpf_sock_ops *skops)
 {
 	if (skops->family != AF_INET)
 		return 1;
-	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
-	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+
+	__u32 op = skops->op;
+	if (op == BPF_SOCK_OPS_TCP_LISTEN_CB) {
+		mesh_listener_add(skops);
+		return 1;
+	}
+	if (op == BPF_SOCK_OPS_STATE_CB) {
+		if (skops->args[0] == BPF_TCP_LISTEN && skops->args[1] == BPF_TCP_CLOSE)
+			mesh_listener_remove(skops);
+		return 1;
+	}
+	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		return 1;
 
 	struct mesh_sock_key key = {
@@ -231,9 +319,22 @@ int mesh_sockops(struct bpf_sock_ops *skops)
 		.local_port = (__u16)skops->local_port,
 		.remote_port = (__u16)bpf_ntohl(skops->remote_port),
 	};
+	if (op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
+		if (skops->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_STATE_CB_FLAG) /* inherited */
+			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags &
+								 ~BPF_SOCK_OPS_STATE_CB_FLAG);
+		if (mesh_peer_pending(&key))
+			bpf_sock_hash_update(skops, &mesh_socks, &key, BPF_ANY);
+		return 1;
+	}
+	if (!mesh_peer_listens(&key))
+		return 1;
 	/* Failure (map full) only costs the acceleration, never the connection. The socket
 	 * leaves the sockhash by itself when it closes. */
-	bpf_sock_hash_update(skops, &mesh_socks, &key, BPF_ANY);
+	if (bpf_sock_hash_update(skops, &mesh_socks, &key, BPF_ANY) == 0) {
+		struct mesh_sk_pending_value pv = {};
+		bpf_map_update_elem(&mesh_sk_pending, &key, &pv, BPF_ANY);
+	}
 	return 1;
 }
 

@@ -38,6 +38,8 @@
 #define MESH_MAX_POLICIES 262144
 #define MESH_MAX_REVNAT_SOCKS 262144   /* LRU */
 #define MESH_MAX_SOCKS 65536           /* sockhash */
+#define MESH_MAX_LISTENERS 65536       /* meshed TCP listeners on this node */
+#define MESH_MAX_PENDING_SOCKS 16384   /* LRU: meshed connects not yet accepted */
 #define MESH_IDENTITY_NAME_LEN 64
 #define MESH_NAME_LEN 64
 
@@ -200,6 +202,35 @@ struct mesh_sock_key {
 	__be32 remote_ip;
 	__u16 local_port;
 	__u16 remote_port;
+};
+
+/* ------------------------------------------------------------------------
+ * mesh_listeners (HASH): TCP listeners of meshed workloads on this node, written
+ * by sockops itself (listen() adds, the listener's close removes). sockops puts
+ * a connecting socket into mesh_socks only when its peer is one of these, so a
+ * meshed client talking to a remote or non-meshed backend pays no sk_msg at all.
+ * addr 0 is a wildcard (INADDR_ANY) listener. Not agent-managed.
+ */
+struct mesh_listener_key {
+	__be32 addr;  /* bound address, 0 for INADDR_ANY */
+	__u16 port;   /* host order */
+	__u16 pad;
+};
+
+struct mesh_listener_value {
+	__u32 count; /* listening sockets on this address (SO_REUSEPORT groups have several) */
+};
+
+/* ------------------------------------------------------------------------
+ * mesh_sk_pending (LRU_HASH): a connecting socket that sockops put into
+ * mesh_socks, keyed by its mesh_sock_key, until the accepting end (always
+ * established after it: it waits for the connecting end's final ACK) finds it
+ * under its own key swapped, removes it and joins the sockhash too. sockops
+ * cannot look sockets up in the sockhash itself (no bpf_sk_release there).
+ * LRU: a connection that is never accepted leaves an entry that ages out.
+ */
+struct mesh_sk_pending_value {
+	__u32 reserved; /* 0 */
 };
 
 #endif /* MESH_MAPS_H */

@@ -1,17 +1,29 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { BPF_ANY, type BpfMapBackend, codecs, loadAddon, type MapEntry } from '@meshplane/dataplane';
+import {
+  BPF_ANY,
+  type BpfMapBackend,
+  codecs,
+  executeOp,
+  loadAddon,
+  type MapEntry,
+  type Op,
+  toHex,
+} from '@meshplane/dataplane';
 import { round, summarize } from '../lib';
 import type { NativeTools } from './procs';
 
 /*
- * Batch map updates, three ways, against the SAME pinned mesh_slots map (a maps-only
+ * Batch map updates, four ways, against the SAME pinned mesh_slots map (a maps-only
  * backend of its own), interleaved round by round:
  *
- *   backend   BpfMapBackend.update('mesh_slots', entries): what the Reconciler calls for a
- *             batch. Entries are encoded beforehand (as compile() does); the timed part is
- *             the backend's checks, packing into one key and one value buffer, the addon
- *             call and its bpf_map_update_batch syscall.
+ *   backend   executeOp(backend, op): the Reconciler's write of one batch. The op holds hex
+ *             keys and values, as plan() makes them from compile()'s output (made
+ *             beforehand); the timed part is BpfMapBackend.updateHex's checks, its decode
+ *             straight into the map's reused key and value buffers, the addon call and its
+ *             bpf_map_update_batch syscall.
+ *   entries   BpfMapBackend.update('mesh_slots', entries) on entries encoded as bytes
+ *             beforehand: checks, packing into the reused buffers, addon, syscall.
  *   addon     the addon's updateBatch on buffers packed beforehand (N-API + syscall only).
  *   c_floor   bench/dataplane/map-floor.c: bpf_map_update_batch from C linked to libbpf,
  *             same keys, same values, same flags (BPF_ANY), filling its arrays inside the
@@ -42,17 +54,33 @@ function entries(n: number, rep: number): MapEntry[] {
   return out;
 }
 
+function hexOp(es: MapEntry[]): Op {
+  return {
+    action: 'update',
+    map: 'mesh_slots',
+    keys: es.map(([k]) => toHex(k)),
+    values: es.map(([, v]) => toHex(v)),
+  };
+}
+
 const nowNs = () => process.hrtime.bigint();
+
+const WAYS = ['backend', 'entries', 'addon', 'c_floor'] as const;
+type Way = (typeof WAYS)[number];
+type PerWay<T> = Record<Way, T>;
 
 export interface MapOpsResult {
   batch: number;
   /** Best round of each way. */
-  per_s: { backend: number; addon: number; c_floor: number };
+  per_s: PerWay<number>;
   /** N / the median batch time over all reps of all rounds. */
-  per_s_pooled: { backend: number; addon: number; c_floor: number };
-  batch_us: Record<'backend' | 'addon' | 'c_floor', { p50: number; mean: number; min: number }>;
-  round_per_s: Record<'backend' | 'addon' | 'c_floor', number[]>;
+  per_s_pooled: PerWay<number>;
+  batch_us: PerWay<{ p50: number; mean: number; min: number }>;
+  round_per_s: PerWay<number[]>;
 }
+
+const perWay = <T>(f: (w: Way) => T): PerWay<T> =>
+  Object.fromEntries(WAYS.map((w) => [w, f(w)])) as PerWay<T>;
 
 export async function runMapOps(
   backend: BpfMapBackend,
@@ -66,23 +94,26 @@ export async function runMapOps(
   // Untimed: insert the keys, and check that both sides write the same bytes.
   await backend.update('mesh_slots', entries(n, 0));
   const prepared = Array.from({ length: opts.reps }, (_, r) => entries(n, r));
+  const ops = prepared.map(hexOp);
   const packed = prepared.map((es) => ({
     keys: Buffer.concat(es.map(([k]) => k)),
     values: Buffer.concat(es.map(([, v]) => v)),
   }));
 
-  const times: Record<'backend' | 'addon' | 'c_floor', number[]> = { backend: [], addon: [], c_floor: [] };
-  const roundRates: Record<'backend' | 'addon' | 'c_floor', number[]> = {
-    backend: [],
-    addon: [],
-    c_floor: [],
-  };
+  const times: PerWay<number[]> = { backend: [], entries: [], addon: [], c_floor: [] };
+  const roundRates: PerWay<number[]> = { backend: [], entries: [], addon: [], c_floor: [] };
   const rate = (ns: number[]) => round((n * 1e9) / summarize(ns).p50, 4);
   for (let r = 0; r < opts.rounds; r++) {
-    const order = (['backend', 'addon', 'c_floor'] as const).map((_, i, a) => a[(i + r) % a.length]!);
+    const order = WAYS.map((_, i, a) => a[(i + r) % a.length]!);
     for (const way of order) {
       const ns: number[] = [];
       if (way === 'backend') {
+        for (const op of ops) {
+          const t0 = nowNs();
+          await executeOp(backend, op);
+          ns.push(Number(nowNs() - t0));
+        }
+      } else if (way === 'entries') {
         for (const es of prepared) {
           const t0 = nowNs();
           await backend.update('mesh_slots', es);
@@ -131,13 +162,9 @@ export async function runMapOps(
   };
   return {
     batch: n,
-    per_s: {
-      backend: Math.max(...roundRates.backend),
-      addon: Math.max(...roundRates.addon),
-      c_floor: Math.max(...roundRates.c_floor),
-    },
-    per_s_pooled: { backend: rate(times.backend), addon: rate(times.addon), c_floor: rate(times.c_floor) },
-    batch_us: { backend: s(times.backend), addon: s(times.addon), c_floor: s(times.c_floor) },
+    per_s: perWay((w) => Math.max(...roundRates[w])),
+    per_s_pooled: perWay((w) => rate(times[w])),
+    batch_us: perWay((w) => s(times[w])),
     round_per_s: roundRates,
   };
 }

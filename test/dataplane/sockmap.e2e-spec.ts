@@ -12,10 +12,15 @@ import { describeBpf, type MeshClient, MeshTestEnv, NODE } from './mesh-env';
  * connection must be in mesh_socks (keyed by 4-tuple), bytes must arrive intact both
  * ways, and they must NOT have gone through TCP: sk_msg hands them from socket to
  * socket, so the kernel's tcp_info for the spliced socket shows (almost) no bytes acked.
+ * Only such pairs enter the sockhash: a meshed client talking to a listener outside the
+ * mesh (by VIP or directly), or an outside client talking to a meshed server, stays out
+ * of it entirely and pays no sk_msg.
  */
 
 const VIP = '127.100.0.20';
+const PLAIN_VIP = '127.100.0.21';
 const SERVER = '127.0.1.3';
+const PLAIN_SERVER = '127.0.1.4';
 const MiB = 1 << 20;
 
 interface Held {
@@ -28,6 +33,9 @@ describeBpf('BPF data plane: sockmap acceleration', () => {
   const env = new MeshTestEnv();
   let port: number;
   let vport: number;
+  let plainPort: number;
+  let plain: net.Server;
+  const plainConns = new Set<net.Socket>();
   let server: MeshClient;
   let client: MeshClient;
 
@@ -36,6 +44,15 @@ describeBpf('BPF data plane: sockmap acceleration', () => {
     for await (const [k] of env.backend!.iterate('mesh_socks')) {
       const s = codecs.sockKey.decode(k);
       out.push(`${u32ToIpv4(s.local_ip)}:${s.local_port}>${u32ToIpv4(s.remote_ip)}:${s.remote_port}`);
+    }
+    return out;
+  };
+
+  const listeners = async (): Promise<string[]> => {
+    const out: string[] = [];
+    for await (const [k] of env.backend!.iterate('mesh_listeners')) {
+      const l = codecs.listenerKey.decode(k);
+      out.push(`${u32ToIpv4(l.addr)}:${l.port}`);
     }
     return out;
   };
@@ -53,6 +70,19 @@ describeBpf('BPF data plane: sockmap acceleration', () => {
   beforeAll(async () => {
     port = await freePort();
     vport = await freePort();
+    plainPort = await freePort();
+    // An echo server in THIS process, outside the mesh cgroup: a non-meshed loopback listener.
+    plain = net.createServer((c) => {
+      plainConns.add(c);
+      c.on('close', () => plainConns.delete(c));
+      c.on('error', () => undefined);
+      c.write('plain\n');
+      c.pipe(c);
+    });
+    await new Promise<void>((resolve, reject) => {
+      plain.once('error', reject);
+      plain.listen({ host: PLAIN_SERVER, port: plainPort, exclusive: true }, resolve);
+    });
     await env.open();
     server = await env.spawnWorkload('echo-srv');
     client = await env.spawnWorkload('client');
@@ -64,11 +94,22 @@ describeBpf('BPF data plane: sockmap acceleration', () => {
       }),
       workload('echo-srv', SERVER, NODE, { labels: { app: 'echo' } }),
       workload('client', '127.0.2.3', NODE, { labels: { app: 'client' } }),
+      // A Service whose backend is the non-meshed listener (no Workload on this node).
+      service('plain', PLAIN_VIP, {
+        ports: [{ port: vport, protocol: 'TCP', targetPort: plainPort }],
+        selector: { app: 'plain' },
+      }),
+      workload('plain-srv', PLAIN_SERVER, 'node-b', { labels: { app: 'plain' } }),
     ]);
   });
 
   afterAll(async () => {
-    await env.cleanup();
+    try {
+      await env.cleanup();
+    } finally {
+      for (const c of plainConns) c.destroy();
+      plain?.close();
+    }
   });
 
   it('puts both ends of a same-node connection in the sockhash, splices 1 MiB each way intact, and drops them on close', async () => {
@@ -81,6 +122,13 @@ describeBpf('BPF data plane: sockmap acceleration', () => {
     const serverEnd = `${SERVER}:${port}>${held.local}`;
     const keys = await sockKeys();
     expect(keys).toEqual(expect.arrayContaining([clientEnd, serverEnd]));
+    // The accepting end consumed the connecting end's pending record.
+    const pending: string[] = [];
+    for await (const [k] of env.backend!.iterate('mesh_sk_pending')) {
+      const p = codecs.sockKey.decode(k);
+      pending.push(`${u32ToIpv4(p.local_ip)}:${p.local_port}>${u32ToIpv4(p.remote_ip)}:${p.remote_port}`);
+    }
+    expect(pending).not.toContain(clientEnd);
 
     const t0 = process.hrtime.bigint();
     const r = await client.run<{ sent: string; received: string }>('transfer', { bytes: MiB });
@@ -122,9 +170,44 @@ describeBpf('BPF data plane: sockmap acceleration', () => {
     const all = Buffer.concat(chunks);
     expect(all.subarray(0, greeting.length)).toEqual(greeting);
     expect(all.subarray(greeting.length).equals(data)).toBe(true);
-    expect(bytesAcked(`${sock.localAddress}:${sock.localPort}`, `${SERVER}:${port}`)).toBeGreaterThanOrEqual(
-      MiB,
-    );
+    const local = `${sock.localAddress}:${sock.localPort}`;
+    expect(bytesAcked(local, `${SERVER}:${port}`)).toBeGreaterThanOrEqual(MiB);
+    // Neither end entered the sockhash: the meshed server's accepted socket has no
+    // meshed peer, so its replies do not run sk_msg either.
+    const keys = await sockKeys();
+    expect(keys).not.toContain(`${SERVER}:${port}>${local}`);
+    expect(keys).not.toContain(`${local}>${SERVER}:${port}`);
     sock.destroy();
+  });
+
+  it.each([
+    ['through a VIP', () => ({ host: PLAIN_VIP, port: vport })],
+    ['dialled directly', () => ({ host: PLAIN_SERVER, port: plainPort })],
+  ])(
+    'a meshed client talking to a non-meshed loopback listener (%s) stays out of the sockhash',
+    async (_how, target) => {
+      const held = await client.run<Held>('hold', target());
+      expect(held.error).toBeUndefined();
+      expect(held.name).toBe('plain');
+      const backendEnd = `${PLAIN_SERVER}:${plainPort}`;
+      const r = await client.run<{ sent: string; received: string }>('transfer', { bytes: MiB });
+      expect(r.received).toBe(r.sent);
+      const keys = await sockKeys();
+      expect(keys).not.toContain(`${held.local}>${backendEnd}`);
+      expect(keys.filter((k) => k.includes(backendEnd))).toEqual([]);
+      expect(bytesAcked(held.local, backendEnd)).toBeGreaterThanOrEqual(MiB); // plain TCP
+      await client.run('release');
+    },
+  );
+
+  it("records the meshed server's listener while it listens, and forgets it when it closes", async () => {
+    expect(await listeners()).toEqual([`${SERVER}:${port}`]); // not the plain one
+    await server.run('unlisten');
+    await waitFor(async () => (await listeners()).length === 0, {
+      what: 'the closed listener to leave mesh_listeners',
+    });
+    // A listen() on the same address registers again.
+    await server.run('listen', { host: SERVER, port, name: 'srv' });
+    expect(await listeners()).toEqual([`${SERVER}:${port}`]);
   });
 });

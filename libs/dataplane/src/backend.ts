@@ -20,6 +20,9 @@ export interface MapBackend {
   iterate(map: MapName): AsyncIterable<MapEntry>;
   update(map: MapName, entries: readonly MapEntry[]): Promise<void>;
   delete(map: MapName, keys: readonly Uint8Array[]): Promise<void>;
+  /** Optional fast paths for the same batches as hex strings (what plan ops hold). */
+  updateHex?(map: MapName, keys: readonly string[], values: readonly string[]): Promise<void>;
+  deleteHex?(map: MapName, keys: readonly string[]): Promise<void>;
   /** The checkpoint stored WITH the maps; undefined when no agent has written one. */
   readMeta(): Promise<Meta | undefined>;
   writeMeta(meta: Meta): Promise<void>;

@@ -206,6 +206,14 @@ export interface SockKey {
   remote_port: number;
 }
 
+export interface ListenerKey {
+  addr: number;
+  port: number;
+}
+export interface ListenerValue {
+  count: number;
+}
+
 export const codecs = {
   serviceKey: codec<ServiceKey>('mesh_service_key'),
   serviceValue: codec<ServiceValue>('mesh_service_value'),
@@ -224,6 +232,8 @@ export const codecs = {
   revNatSkKey: codec<RevNatSkKey>('mesh_revnat_sk_key'),
   revNatSkValue: codec<RevNatSkValue>('mesh_revnat_sk_value'),
   sockKey: codec<SockKey>('mesh_sock_key'),
+  listenerKey: codec<ListenerKey>('mesh_listener_key'),
+  listenerValue: codec<ListenerValue>('mesh_listener_value'),
 };
 
 /** Dotted quad -> u32 (host arithmetic). Throws on anything but four octets 0-255. */

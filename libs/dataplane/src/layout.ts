@@ -140,6 +140,13 @@ export const STRUCTS = {
     ['local_port', 'u16', 8],
     ['remote_port', 'u16', 10],
   ]),
+  mesh_listener_key: struct('mesh_listener_key', 8, [
+    ['addr', 'be32', 0],
+    ['port', 'u16', 4],
+    ['pad', 'u16', 6],
+  ]),
+  mesh_listener_value: struct('mesh_listener_value', 4, [['count', 'u32', 0]]),
+  mesh_sk_pending_value: struct('mesh_sk_pending_value', 4, [['reserved', 'u32', 0]]),
 } as const satisfies Record<string, StructDef>;
 
 export type StructName = keyof typeof STRUCTS;
@@ -231,6 +238,22 @@ export const MAPS = {
     maxEntries: 65536,
     owner: 'program',
   },
+  mesh_listeners: {
+    name: 'mesh_listeners',
+    type: 'hash',
+    key: 'mesh_listener_key',
+    value: 'mesh_listener_value',
+    maxEntries: 65536,
+    owner: 'program',
+  },
+  mesh_sk_pending: {
+    name: 'mesh_sk_pending',
+    type: 'lru_hash',
+    key: 'mesh_sock_key',
+    value: 'mesh_sk_pending_value',
+    maxEntries: 16384,
+    owner: 'program',
+  },
 } as const satisfies Record<string, MapDef>;
 
 export type MapName = keyof typeof MAPS;
@@ -272,4 +295,6 @@ export const HEADER_CONSTANTS: Record<string, number> = {
   MESH_MAX_POLICIES: MAPS.mesh_policy.maxEntries,
   MESH_MAX_REVNAT_SOCKS: MAPS.mesh_revnat_sk.maxEntries,
   MESH_MAX_SOCKS: MAPS.mesh_socks.maxEntries,
+  MESH_MAX_LISTENERS: MAPS.mesh_listeners.maxEntries,
+  MESH_MAX_PENDING_SOCKS: MAPS.mesh_sk_pending.maxEntries,
 };

@@ -114,6 +114,8 @@ export function opEntries(ops: readonly Op[]): number {
 
 /** Applies one op to a backend as one batch call. */
 export async function executeOp(backend: MapBackend, op: Op): Promise<void> {
+  if (op.action === 'update' && backend.updateHex) return backend.updateHex(op.map, op.keys, op.values!);
+  if (op.action === 'delete' && backend.deleteHex) return backend.deleteHex(op.map, op.keys);
   if (op.action === 'update') {
     const entries: MapEntry[] = op.keys.map((k, i) => [fromHex(k), fromHex(op.values![i]!)]);
     await backend.update(op.map, entries);

@@ -23,6 +23,7 @@ import {
   type NativeMapInfo,
   objectPath,
 } from './native';
+import { BatchBuffers } from './pack';
 
 /*
  * The real data plane's MapBackend: maps pinned under a per-node pin directory, the
@@ -73,6 +74,7 @@ function checkPinDir(dir: string): string {
 export class BpfMapBackend implements MapBackend {
   readonly kind = 'bpf';
   private readonly fds = new Map<MapName, NativeMapInfo>();
+  private readonly buffers = new Map<MapName, BatchBuffers>();
   private closed = false;
   /** What open() did with each program: attached fresh or adopted a pinned link. */
   readonly attachments: Record<string, AttachResult> = {};
@@ -213,50 +215,57 @@ export class BpfMapBackend implements MapBackend {
     }
   }
 
-  async update(map: MapName, entries: readonly MapEntry[]): Promise<void> {
-    const info = this.mapInfo(map);
-    if (entries.length === 0) return;
-    const keys = Buffer.allocUnsafe(entries.length * info.keySize);
-    const values = Buffer.allocUnsafe(entries.length * info.valueSize);
-    entries.forEach(([k, v], i) => {
-      if (k.length !== info.keySize || v.length !== info.valueSize)
-        throw new MapError(
-          'EINVAL',
-          map,
-          'update',
-          i,
-          `entry ${i}: ${k.length}/${v.length} bytes, expected ${info.keySize}/${info.valueSize}`,
-        );
-      keys.set(k, i * info.keySize);
-      values.set(v, i * info.valueSize);
-    });
+  /** The map's reusable batch buffers (one contiguous key and value buffer per map). */
+  private buffersOf(map: MapName, info: NativeMapInfo): BatchBuffers {
+    let b = this.buffers.get(map);
+    if (!b) {
+      b = new BatchBuffers(map, info.keySize, info.valueSize);
+      this.buffers.set(map, b);
+    }
+    return b;
+  }
+
+  private writeBatch(map: MapName, info: NativeMapInfo, keys: Buffer, values: Buffer, n: number): void {
     try {
-      this.addon.updateBatch(info.fd, keys, values, entries.length, BPF_ANY);
+      this.addon.updateBatch(info.fd, keys, values, n, BPF_ANY);
     } catch (err) {
       this.fail(err, map, 'update');
     }
   }
 
-  async delete(map: MapName, keys: readonly Uint8Array[]): Promise<void> {
-    const info = this.mapInfo(map);
-    if (keys.length === 0) return;
-    const buf = Buffer.allocUnsafe(keys.length * info.keySize);
-    keys.forEach((k, i) => {
-      if (k.length !== info.keySize)
-        throw new MapError(
-          'EINVAL',
-          map,
-          'delete',
-          i,
-          `key ${i}: ${k.length} bytes, expected ${info.keySize}`,
-        );
-      buf.set(k, i * info.keySize);
-    });
+  private deleteBatch(map: MapName, info: NativeMapInfo, keys: Buffer, n: number): void {
     try {
-      this.addon.deleteBatch(info.fd, buf, keys.length);
+      this.addon.deleteBatch(info.fd, keys, n);
     } catch (err) {
       this.fail(err, map, 'delete');
     }
+  }
+
+  async update(map: MapName, entries: readonly MapEntry[]): Promise<void> {
+    const info = this.mapInfo(map);
+    if (entries.length === 0) return;
+    const [keys, values] = this.buffersOf(map, info).packEntries(entries);
+    this.writeBatch(map, info, keys, values, entries.length);
+  }
+
+  /** The reconciler's path: a batch of hex keys and values packed by one decode per buffer. */
+  async updateHex(map: MapName, keys: readonly string[], values: readonly string[]): Promise<void> {
+    const info = this.mapInfo(map);
+    if (keys.length === 0) return;
+    const [kb, vb] = this.buffersOf(map, info).packHex(keys, values);
+    this.writeBatch(map, info, kb, vb, keys.length);
+  }
+
+  async delete(map: MapName, keys: readonly Uint8Array[]): Promise<void> {
+    const info = this.mapInfo(map);
+    if (keys.length === 0) return;
+    this.deleteBatch(map, info, this.buffersOf(map, info).packKeys(keys), keys.length);
+  }
+
+  async deleteHex(map: MapName, keys: readonly string[]): Promise<void> {
+    const info = this.mapInfo(map);
+    if (keys.length === 0) return;
+    this.deleteBatch(map, info, this.buffersOf(map, info).packHexKeys(keys), keys.length);
   }
 
   async readMeta(): Promise<Meta | undefined> {
@@ -274,6 +283,7 @@ export class BpfMapBackend implements MapBackend {
     this.closed = true;
     for (const info of this.fds.values()) this.addon.closeFd(info.fd);
     this.fds.clear();
+    this.buffers.clear();
     this.obj?.close();
     this.obj = undefined;
   }

@@ -55,6 +55,12 @@ describe('deriveNodeState', () => {
     });
   });
 
+  test("passes the agent's dataplane block through, null from agents that do not report one", () => {
+    const dataplane = { backend: 'bpf', pinDir: '/sys/fs/bpf/meshplane/node-a', repairs: 2 };
+    expect(derive(status({ dataplane }), 5).dataplane).toEqual(dataplane);
+    expect(derive(status(), 5).dataplane).toBeNull();
+  });
+
   test('STALE behind the head: lag in revisions and in seconds since the first missing commit', () => {
     const v = derive(status({ appliedRevision: 2 }), 5, [[3, -7_250]]);
     expect(v).toMatchObject({ state: 'STALE', lagRevisions: 3, lagSeconds: 7.25 });

@@ -33,6 +33,8 @@ export interface NodeView {
   agentState: string | null;
   /** Why the node is in its state, for people; null when SYNCED. */
   message: string | null;
+  /** The agent's data-plane facts (backend, pin dir, programs, repairs) as it reports them; null if it does not. */
+  dataplane: Record<string, unknown> | null;
 }
 
 export interface DeriveInput {
@@ -111,6 +113,7 @@ export function deriveNodeState(input: DeriveInput): NodeView {
     agentVersion: s.agentVersion,
     agentState: s.state ?? null,
     message,
+    dataplane: s.dataplane ?? null,
   };
 }
 

@@ -168,6 +168,11 @@ function buildDocument(): Json {
             type: 'string',
             description: 'why the node is in its state; null when SYNCED',
           }),
+          dataplane: nullable({
+            type: 'object',
+            description:
+              "the agent's data-plane facts: backend kind, pin dir, programs attached, full-pass repairs",
+          }),
         }),
         Propagation: object({
           revision: int,
