@@ -30,6 +30,8 @@ export interface AgentWorkerData {
   natsUrl: string;
   databaseUrl: string;
   heartbeatMs: number;
+  /** MESH_STATUS_INTERVAL_MS of the agents (0: a status write after every apply). */
+  statusIntervalMs: number;
 }
 
 export type AgentWorkerRequest =
@@ -181,6 +183,7 @@ async function start(nodes: string[], head: number): Promise<number[]> {
         natsUrl: data.natsUrl,
         dataplane: 'memory',
         heartbeatMs: data.heartbeatMs,
+        statusIntervalMs: data.statusIntervalMs,
         fullPassMs: 30 * 60_000,
         recentApplies: 64,
         agentVersion: 'bench',

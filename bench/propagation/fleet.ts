@@ -20,7 +20,7 @@ class AgentWorker {
   private failure: Error | undefined;
 
   constructor(data: AgentWorkerData, heapMb: number, onEvent: (m: AgentWorkerReply) => void) {
-    this.worker = new Worker(path.join(__dirname, 'agent-worker.js'), {
+    this.worker = new Worker(path.join(__dirname, 'worker-entry.js'), {
       workerData: data,
       resourceLimits: { maxOldGenerationSizeMb: heapMb },
     });

@@ -14,6 +14,14 @@ let nats: PrivateNats;
 let f: ClusterFixture;
 let db: StoreFixture;
 let agent: RunningAgent;
+const lines: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> = [];
+const recording = {
+  info: (msg: string, fields?: Record<string, unknown>) => lines.push({ level: 'info', msg, fields }),
+  warn: (msg: string, fields?: Record<string, unknown>) => lines.push({ level: 'warn', msg, fields }),
+  error: (msg: string, fields?: Record<string, unknown>) => lines.push({ level: 'error', msg, fields }),
+};
+const resumedAfterReconnect = () =>
+  lines.filter((l) => l.msg === 'nats reconnected; resuming the revision consumer').length;
 
 /** Appends and publishes, retrying the publish while the server is down (as the relay does). */
 async function commit(changes: Change[]): Promise<number> {
@@ -37,7 +45,7 @@ beforeAll(async () => {
   f = await clusterFixture('agentnats', undefined, nats.url);
   db = await openStoreFixture('agent_nats', { cluster: f.cluster });
   // Its own connection (no `nc`): the agent has to survive the restarts by itself.
-  agent = await runAgent(f, 'r1', { nc: undefined });
+  agent = await runAgent(f, 'r1', { nc: undefined, log: recording });
 });
 
 afterAll(async () => {
@@ -56,6 +64,9 @@ describe('agent across NATS restarts', () => {
     await nats.restart();
     head = await commit(add(3));
     await agent.handle.waitForRevision(head, 30_000);
+    // It resumed because it saw the reconnect (a new consumer at once), not after the old
+    // consumer's missed heartbeats or pull expiry.
+    expect(resumedAfterReconnect()).toBeGreaterThanOrEqual(1);
     await expectMapsMatch(agent.backend, await db.store.currentState(), 'r1');
 
     await nats.kill9();
@@ -63,6 +74,8 @@ describe('agent across NATS restarts', () => {
     for (let i = 4; i <= 6; i++) head = await commit(add(i));
     await agent.handle.waitForRevision(head, 30_000);
     await expectMapsMatch(agent.backend, await db.store.currentState(), 'r1');
+    expect(resumedAfterReconnect()).toBeGreaterThanOrEqual(2);
+    expect(lines.filter((l) => l.level === 'error')).toEqual([]);
     const revs = agent.handle.status().recentApplies!.map((r) => r.revision);
     expect([...revs].sort((a, b) => a - b)).toEqual(revs);
   });

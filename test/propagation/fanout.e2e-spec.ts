@@ -279,11 +279,10 @@ describe('API -> relay -> 3 agents (child processes)', () => {
     }
     expect(restarted.at(-1)!.revision).toBe(head);
 
-    // What it reports: recentApplies strictly increasing, past the checkpoint, ending at the head
-    // (coalescing may skip revisions, never repeat one).
+    // What it reports: recentApplies strictly increasing, ending at the head (coalescing may skip
+    // revisions, never repeat one); what the first life reported is kept up to the checkpoint.
     const recent = after.get(victim.node)!.recentApplies!.map((r) => r.revision);
-    expect(recent.length).toBeGreaterThan(0);
-    expect(recent[0]!).toBeGreaterThan(checkpoint);
+    expect(recent.filter((r) => r > checkpoint).length).toBeGreaterThan(0);
     expect(recent.at(-1)).toBe(head);
     for (let i = 1; i < recent.length; i++) expect(recent[i]!).toBeGreaterThan(recent[i - 1]!);
 

@@ -98,7 +98,8 @@ describe('relay failover (child processes)', () => {
     expect(byB[0]).toBeGreaterThan(30);
     expect(byB).toEqual(Array.from({ length: byB.length }, (_, i) => byB[0]! + i));
     expect(byB[byB.length - 1]).toBe(head);
-    expect(takeoverMs).toBeLessThan(5_000);
+    // How fast is reported, not asserted (a loaded machine is no evidence either way); the
+    // takeover itself is bounded by the 10 s wait above.
     process.stdout.write(
       `takeover after kill -9: ${takeoverMs} ms; ${head} revisions, ${byB.length} by the standby\n`,
     );
@@ -112,8 +113,9 @@ describe('relay failover (child processes)', () => {
     await b.stop();
     expect(b.child.exitCode).toBe(0);
     expect(b.logs.some((l) => l.msg === 'relay stopped')).toBe(true);
+    // The lock is released at once, so c takes over on its next try (lock retry 500 ms).
     await c.waitForLog(isLeader, 'to take over', 5_000);
-    expect(Date.now() - t0).toBeLessThan(5_000);
+    process.stdout.write(`takeover after SIGTERM: ${Date.now() - t0} ms\n`);
     await commit(store, 2, 'c');
     const head = (await store.head()).revision;
     await waitForStream(nats.jsm, cluster, head);

@@ -100,6 +100,32 @@ describe('IncrementalCompiler', () => {
     expect(again.desired.ids.services.get('127.100.0.2:80/TCP')).toBe(3);
   });
 
+  it('a redone service whose entries come back unchanged touches nothing; a weight change only its slots', () => {
+    const inc = new IncrementalCompiler('n1');
+    const s1 = stateOf([
+      service('api', '127.100.0.2'),
+      workload('api-1', '127.0.1.5', 'n2'),
+      workload('api-2', '127.0.1.6', 'n2'),
+    ]);
+    inc.reset(s1, IdAllocator.empty());
+    // A label no selector reads: api is recompiled, and every entry comes out the same.
+    const s2 = stateOf([workload('api-1', '127.0.1.5', 'n2', { labels: { app: 'api', team: 'x' } })], s1);
+    const same = inc.update(s2, ['Workload/default/api-1']);
+    expect(MANAGED_MAPS.flatMap((m) => [...(same.touched[m] ?? [])])).toEqual([]);
+    expect(same.desired.digest).toBe(digestMapSet(compile(s2, 'n1').maps));
+    const s3 = stateOf([workload('api-2', '127.0.1.6', 'n2', { weight: 3 })], s2);
+    const weighted = inc.update(s3, ['Workload/default/api-2']);
+    expect(
+      Object.fromEntries(MANAGED_MAPS.map((m) => [m, [...(weighted.touched[m] ?? [])].length])),
+    ).toMatchObject({
+      mesh_services: 1, // its slot count
+      mesh_backends: 0,
+      mesh_policy: 0,
+    });
+    expect([...(weighted.touched.mesh_slots ?? [])].length).toBeGreaterThan(0);
+    expect(diffMapSets(weighted.desired.maps, compile(s3, 'n1').maps)).toEqual([]);
+  });
+
   it('property: every update equals compile() up to ids; touched covers every change; delta plans converge', () => {
     fc.assert(
       fc.property(

@@ -16,8 +16,6 @@ import {
   chooseRoute,
   type Dest,
   type Frontend,
-  frontendsOf,
-  parseWorkload,
   removeFrom,
   sameSet,
   selectorPairs,
@@ -26,6 +24,7 @@ import {
   type Workload,
   WorkloadIndex,
 } from './frontends';
+import { globalKeyOf, groupFrontends, scopedWorkload, scopeOf } from './global';
 import { emptyAssignments, IdAllocator, type IdKind } from './ids';
 import { BE_F_LOCAL, MANAGED_MAPS, type ManagedMapName } from './layout';
 import { digestOf, emptyMapSet, entryDigest } from './maps';
@@ -69,7 +68,8 @@ export class IncrementalCompiler {
   private known = new Map<string, StoredResource>();
   private index = new WorkloadIndex();
   private workloads = new Map<string, Workload>();
-  private services = new Map<string, StoredResource>();
+  /** Members (by refKey) of each global service `namespace/sourceName`: the unit recompiled. */
+  private services = new Map<string, Map<string, StoredResource>>();
   private bySelector = new Map<string, Set<string>>();
   private routes = new Map<string, Set<StoredResource>>();
   private policies = new Map<string, Set<StoredResource>>();
@@ -84,6 +84,12 @@ export class IncrementalCompiler {
   private orphanDests = new Set<string>();
   private orphanFrontends = new Set<string>();
   private frontendOwner = new Map<string, string>();
+  /**
+   * Entries of the services being redone, deleted only if the redo does not write them again:
+   * most of a service's entries come back unchanged, and then neither the digest nor the
+   * touched keys (so neither plan nor map writes) see them.
+   */
+  private retiring = this.noTouches();
   private skipped = new Map<string, string>();
   private next: Record<IdKind, number> = { services: 1, backends: 1, identities: 1 };
   private allocator: IdAllocator | undefined;
@@ -177,6 +183,10 @@ export class IncrementalCompiler {
     if (localChanged) this.localsChanged(affected);
     for (const svc of affected) this.removeService(svc);
     this.addServices([...affected].sort());
+    for (const map of MANAGED_MAPS) {
+      for (const key of this.retiring[map]) this.del(map, key);
+      this.retiring[map].clear();
+    }
     this.collectUnused();
     if (localChanged) this.writeIdentities();
     const d = this.desired;
@@ -199,19 +209,30 @@ export class IncrementalCompiler {
     affected: Set<string>,
   ) {
     const r = (after ?? before)!;
-    const svc = `${r.namespace}/${r.name}`;
+    const svc = globalKeyOf(r);
+    const key = `Service/${r.namespace}/${r.name}`;
     affected.add(svc);
-    if (before) for (const pair of selectorPairs(before)) removeFrom(this.bySelector, pair, svc);
+    // Selector pairs in the Service's scope: an import only selects its own origin's workloads.
+    const pairs = (x: StoredResource) => selectorPairs({ ...x, namespace: scopeOf(x) });
+    if (before) for (const pair of pairs(before)) removeFrom(this.bySelector, pair, svc);
+    let members = this.services.get(svc);
     if (after) {
-      this.services.set(svc, after);
-      for (const pair of selectorPairs(after)) addTo(this.bySelector, pair, svc);
-    } else this.services.delete(svc);
+      if (!members) {
+        members = new Map();
+        this.services.set(svc, members);
+      }
+      members.set(key, after);
+      for (const pair of pairs(after)) addTo(this.bySelector, pair, svc);
+    } else if (members) {
+      members.delete(key);
+      if (members.size === 0) this.services.delete(svc);
+    }
   }
 
   /** Returns whether this node's own workloads changed. */
   private workloadChanged(key: string, after: StoredResource | undefined, affected: Set<string>): boolean {
     const old = this.workloads.get(key);
-    const w = after ? parseWorkload(key, after) : undefined;
+    const w = after ? scopedWorkload(key, after) : undefined;
     if (after && !w) this.skipped.set(key, `${key}: malformed Workload spec`);
     for (const x of [old, w]) {
       if (!x) continue;
@@ -228,9 +249,11 @@ export class IncrementalCompiler {
       this.workloads.set(key, w);
     } else this.workloads.delete(key);
     const wasLocal = this.local.has(key);
-    if (w?.node === this.node) this.local.set(key, w);
+    // Imported workloads run in another cluster, whatever their node is called there.
+    const isLocal = w !== undefined && after?.origin === undefined && w.node === this.node;
+    if (isLocal) this.local.set(key, w);
     else this.local.delete(key);
-    return wasLocal || w?.node === this.node;
+    return wasLocal || isLocal;
   }
 
   /** Local identities and addresses feed every policy verdict and backend flag: refresh what depends on them. */
@@ -255,7 +278,7 @@ export class IncrementalCompiler {
   private removeService(svc: string): void {
     const o = this.owned.get(svc);
     if (!o) return;
-    for (const [map, key] of o.entries) this.del(map, key);
+    for (const [map, key] of o.entries) this.retiring[map].add(key);
     for (const dest of o.dests) if (--this.refs.get(dest)!.count === 0) this.orphanDests.add(dest);
     for (const k of o.frontends) {
       if (this.frontendOwner.get(k) === svc) this.frontendOwner.delete(k);
@@ -268,25 +291,20 @@ export class IncrementalCompiler {
     const addrs = new Addresses();
     const built: Array<[string, Frontend[]]> = [];
     for (const svc of svcs) {
-      const r = this.services.get(svc);
+      const members = this.services.get(svc);
       this.skipped.delete(`Service/${svc}`);
-      if (!r) continue;
+      if (!members) continue;
       try {
-        const pols = [...(this.policies.get(svc) ?? [])];
-        const route = chooseRoute(this.routes.get(svc));
-        built.push([
-          svc,
-          frontendsOf(
-            r,
-            addrs,
-            this.index,
-            route,
-            pols,
-            this.localIdentities,
-            this.localAddrs,
-            this.maxSlots,
-          ),
-        ]);
+        const ctx = {
+          addrs,
+          index: this.index,
+          route: chooseRoute(this.routes.get(svc)),
+          policies: [...(this.policies.get(svc) ?? [])],
+          localIdentities: this.localIdentities,
+          localAddrs: this.localAddrs,
+          maxSlots: this.maxSlots,
+        };
+        built.push([svc, groupFrontends([...members.values()], ctx)]);
       } catch (err) {
         this.skipped.set(`Service/${svc}`, `Service/${svc}: ${(err as Error).message}`);
       }
@@ -384,6 +402,7 @@ export class IncrementalCompiler {
   }
 
   private set(map: ManagedMapName, key: string, value: string): void {
+    this.retiring[map].delete(key);
     const m = this.desired.maps[map];
     const old = m.get(key);
     if (old === value) return;

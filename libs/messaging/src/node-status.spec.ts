@@ -71,6 +71,19 @@ describe('node status codec', () => {
     expect(decodeNodeStatus(Buffer.from(JSON.stringify({ ...wire, future: 1 })))).toEqual(s);
   });
 
+  it("keeps the agent's dataplane block written as an extra field", () => {
+    const s = fc.sample(statusArb, 1)[0]!;
+    const dataplane = { backend: 'bpf', pinDir: '/sys/fs/bpf/meshplane/n1', repairs: 3 };
+    expect(decodeNodeStatus(encodeNodeStatus(s, { dataplane }))).toEqual({ ...s, dataplane });
+    expect(() =>
+      decodeNodeStatus(
+        Buffer.from(
+          JSON.stringify({ ...JSON.parse(Buffer.from(encodeNodeStatus(s)).toString('utf8')), dataplane: 7 }),
+        ),
+      ),
+    ).toThrow('at dataplane');
+  });
+
   it('refuses to encode an invalid date', () => {
     const s = fc.sample(statusArb, 1)[0]!;
     expect(() => encodeNodeStatus({ ...s, heartbeatAt: new Date('x') })).toThrow(/heartbeatAt/);

@@ -32,6 +32,11 @@ export interface NodeStatus {
    * `GET /v1/revisions/:rev/propagation` reads for the applied time.
    */
   recentApplies?: AppliedRecord[];
+  /**
+   * The agent's data-plane facts (backend kind, pin dir, programs attached, full-pass repairs),
+   * opaque here: the agent writes them as the `dataplane` extra field, readers pass them on.
+   */
+  dataplane?: Record<string, unknown>;
 }
 
 export type AgentState = 'STARTING' | 'BOOTSTRAPPING' | 'APPLYING' | 'READY' | 'ERROR' | 'STOPPING';
@@ -64,6 +69,7 @@ const WireSchema = z.object({
   recentApplies: z
     .array(z.object({ revision: rev, appliedAt: isoDate, durationMs: z.number().nonnegative() }))
     .optional(),
+  dataplane: z.record(z.string(), z.unknown()).optional(),
 });
 
 export class NodeStatusCodecError extends Error {
@@ -81,7 +87,29 @@ const iso = (d: Date, field: string): string => {
 };
 const isoOrNull = (d: Date | null | undefined, field: string) => (d ? iso(d, field) : null);
 
-export function encodeNodeStatus(s: NodeStatus): Uint8Array {
+// An agent re-encodes the same (immutable) history records on every write; their wire form is
+// kept so that a write costs one stringify of the record list, not 64 toISOString calls.
+type AppliedWire = { revision: number; appliedAt: string; durationMs: number };
+const appliedWire = new WeakMap<AppliedRecord, { ms: number; wire: AppliedWire }>();
+const appliedToWire = (a: AppliedRecord): AppliedWire => {
+  const hit = appliedWire.get(a);
+  const ms = a.appliedAt instanceof Date ? a.appliedAt.getTime() : Number.NaN;
+  if (hit && hit.ms === ms && hit.wire.revision === a.revision && hit.wire.durationMs === a.durationMs)
+    return hit.wire;
+  const wire = {
+    revision: a.revision,
+    appliedAt: iso(a.appliedAt, 'recentApplies.appliedAt'),
+    durationMs: a.durationMs,
+  };
+  appliedWire.set(a, { ms, wire });
+  return wire;
+};
+
+/**
+ * The KV value of a status. `extra` fields are written beside the NodeStatus fields (never
+ * replacing one); decodeNodeStatus keeps `dataplane` and ignores the rest.
+ */
+export function encodeNodeStatus(s: NodeStatus, extra?: Record<string, unknown>): Uint8Array {
   const wire: Record<string, unknown> = {
     v: NODE_STATUS_FORMAT_VERSION,
     node: s.node,
@@ -97,13 +125,9 @@ export function encodeNodeStatus(s: NodeStatus): Uint8Array {
   if (s.state !== undefined) wire.state = s.state;
   if (s.failedRevision !== undefined) wire.failedRevision = s.failedRevision;
   if (s.lastErrorAt !== undefined) wire.lastErrorAt = isoOrNull(s.lastErrorAt, 'lastErrorAt');
-  if (s.recentApplies !== undefined) {
-    wire.recentApplies = s.recentApplies.map((a) => ({
-      revision: a.revision,
-      appliedAt: iso(a.appliedAt, 'recentApplies.appliedAt'),
-      durationMs: a.durationMs,
-    }));
-  }
+  if (s.recentApplies !== undefined) wire.recentApplies = s.recentApplies.map(appliedToWire);
+  if (s.dataplane !== undefined) wire.dataplane = s.dataplane;
+  if (extra) for (const [k, v] of Object.entries(extra)) if (!(k in wire)) wire[k] = v;
   return Buffer.from(JSON.stringify(wire), 'utf8');
 }
 
@@ -187,7 +211,7 @@ export async function readNodeStatuses(
  * pending, which with agents heartbeating can repeat keys, stall for seconds
  * or never end; the stream's per-subject counts answer in one request.
  */
-async function statusKeys(kv: KV): Promise<string[]> {
+export async function statusKeys(kv: KV): Promise<string[]> {
   if (kv instanceof Bucket) {
     const prefix = `$KV.${kv.bucket}.`;
     const info = await kv.jsm.streams.info(kv.bucketName(), { subjects_filter: `${prefix}>` });

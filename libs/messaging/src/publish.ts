@@ -20,6 +20,8 @@ export interface PublishRevisionOptions extends EncodeOptions {
   timeoutMs?: number;
   /** The server's max_payload (`nc.info.max_payload`); a larger message fails before sending. */
   maxPayload?: number;
+  /** The publisher's own span, for the traceparent header; default the change set's stored context. */
+  trace?: Partial<TraceContext>;
 }
 
 /**
@@ -53,12 +55,12 @@ export function changeSetTraceContext(cs: ChangeSet): Partial<TraceContext> | un
     : { traceparent: cs.traceContext };
 }
 
-export function revisionHeaders(cluster: string, cs: ChangeSet): MsgHdrs {
+export function revisionHeaders(cluster: string, cs: ChangeSet, trace?: Partial<TraceContext>): MsgHdrs {
   const h = headers();
   h.set(MESH_REVISION_HEADER, String(cs.revision));
   h.set(MESH_CLUSTER_HEADER, cluster);
   h.set(MESH_HASH_HEADER, cs.hash);
-  injectTraceContext(h, changeSetTraceContext(cs));
+  injectTraceContext(h, trace?.traceparent ? trace : changeSetTraceContext(cs));
   return h;
 }
 
@@ -84,7 +86,7 @@ export async function publishRevision(
   }
   const ack = await js.publish(opts.subject ?? revisionSubject(cluster), data, {
     msgID: revisionMsgId(cluster, cs.revision),
-    headers: revisionHeaders(cluster, cs),
+    headers: revisionHeaders(cluster, cs, opts.trace),
     expect: { lastSequence: cs.revision - 1, streamName: opts.stream ?? streamName(cluster) },
     ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
   });

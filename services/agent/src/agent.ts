@@ -11,19 +11,23 @@ import {
 import { emptyState, evolveInPlace, type MeshState, refKey } from '@meshplane/domain';
 import {
   connectNats,
+  decodeNodeStatus,
   decodeRevision,
+  nodeStatusKey,
   provisionStatusBucket,
   RevisionCodecError,
   streamInfoOrUndefined,
   streamName,
 } from '@meshplane/messaging';
 import { DeliverPolicy, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
+import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { AgentConfig } from './config';
 import { type Dataplane, type DataplaneInfo, fromBpfBackend, openDataplane } from './dataplane';
 import { consoleLogger, type Logger } from './logger';
+import { AgentObserver } from './metrics';
 import { httpSnapshotSource, type SnapshotSource } from './snapshot';
-import { StatusReporter } from './status';
+import { DEFAULT_STATUS_INTERVAL_MS, StatusReporter } from './status';
 import { type CgroupSnapshot, changedCgroups } from './workload-cgroups';
 
 /*
@@ -65,6 +69,8 @@ export interface AgentDeps {
   log?: Logger;
   /** Pause before re-bootstrapping or retrying a missing stream; default 1 s. */
   retryMs?: number;
+  /** Metrics and apply spans (main serves its metrics on MESH_METRICS_PORT); default a private one. */
+  observer?: AgentObserver;
 }
 
 /** The data plane's own facts, written beside the NodeStatus fields as `dataplane` in the KV value. */
@@ -137,7 +143,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const stream = streamName(config.cluster);
 
   let state: MeshState = emptyState();
-  let queue: Array<{ seq: number; data: Uint8Array }> = [];
+  let queue: Array<{ seq: number; data: Uint8Array; headers?: MsgHdrs | undefined }> = [];
+  const observer = deps.observer ?? new AgentObserver(config.node, config.cluster);
   let minApply = 0;
   let lastSubmitted = -1;
   // Incremental compile: rebuilt from scratch after every (re)bootstrap, fed the changed keys after that.
@@ -178,10 +185,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     cluster: config.cluster,
     agentVersion: config.agentVersion,
     recentApplies: config.recentApplies,
+    minIntervalMs: config.statusIntervalMs ?? DEFAULT_STATUS_INTERVAL_MS,
     onPutError: (err) => log.warn('status write failed', { error: err.message }),
     extra: () => ({ dataplane: dataplaneStatus() }),
   });
   const onOutcome = (o: ApplyOutcome) => {
+    observer.outcome(o);
     reporter.outcome(o, queue.length > 0);
     if (o.ok) for (const w of [...waiters]) w();
     if (!o.ok) log.warn('apply failed', { revision: o.revision, error: o.error, retryInMs: o.retryInMs });
@@ -202,9 +211,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         // After a restart over pinned maps: 0 ops means the maps already held this state.
         firstSinceStart: ++appliesSinceStart === 1,
       });
-    void reporter.publish();
+    reporter.changed();
   };
-  const reconciler = new Reconciler(backend, {
+  const reconciler = new Reconciler(observer.wrap(backend), {
     node: config.node,
     cluster: config.cluster,
     onOutcome,
@@ -218,13 +227,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       while (queue.length > 0 && !stopped) {
         const batch = queue;
         queue = [];
-        for (const m of batch) foldRevision(m.seq, m.data);
+        for (const m of batch) foldRevision(m.seq, m.data, m.headers);
       }
       if (stopped || state.revision < minApply) return;
       if (state.revision === lastSubmitted && !identitiesStale) return;
       reporter.setState('APPLYING');
+      const span = observer.beginApply(state.revision);
       let result: IncrementalResult;
       try {
+        span.compileStarted();
         if (cgroups) {
           // The cgroups exist before the compile reads their ids (processes can join them at once).
           if (compiler === undefined) cgroups.reset(state);
@@ -249,7 +260,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
           fullPlan = true;
         } else result = compiler.update(state, changed);
         changed = new Set();
+        span.compiled({ 'mesh.full_compile': fullPlan, 'mesh.skipped': result.desired.stats.skipped.length });
       } catch (err) {
+        span.failed(err);
         // Reading the maps back failed: nothing was submitted, so the next pass tries again.
         reporter.setState('ERROR', `revision ${state.revision}: ${(err as Error).message}`);
         void reporter.publish();
@@ -259,7 +272,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       if (desired.stats.skipped.length)
         log.warn('resources skipped by compile', { skipped: desired.stats.skipped });
       lastSubmitted = state.revision;
-      await reconciler.submit(desired, fullPlan ? {} : { touched: result.touched });
+      span.submitted(await reconciler.submit(desired, fullPlan ? {} : { touched: result.touched }));
       fullPlan = false;
     } finally {
       applying = false;
@@ -267,7 +280,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     if (queue.length > 0 && !stopped) await applyPending();
   };
 
-  const foldRevision = (seq: number, data: Uint8Array): void => {
+  const foldRevision = (seq: number, data: Uint8Array, headers?: MsgHdrs): void => {
     if (seq <= state.revision) return; // already folded (redelivery after a consumer reset)
     if (seq !== state.revision + 1)
       throw new Restart(`revision ${state.revision + 1} is missing (got ${seq})`);
@@ -278,6 +291,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       changed.add(refKey(e));
     }
     state.revision = seq;
+    observer.foldedRevision(cs, headers);
   };
 
   const bootstrap = async (
@@ -335,6 +349,22 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     }
   };
 
+  // After a NATS reconnect (a restarted server may have lost the consumer) the ordered consumer
+  // would notice only after missed heartbeats or a backoff of its `expires`: the agent stops it and
+  // starts a new one from where it stopped right away.
+  let reconnects = 0;
+  let consumeStartedAt = 0;
+  let resumeBackoff = 0;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (stopped) break;
+      if (s.type !== 'reconnect') continue;
+      reconnects++;
+      stopConsumer?.();
+      wake?.();
+    }
+  })().catch(() => undefined);
+
   const consume = async (start: number): Promise<void> => {
     const consumer = await js.consumers.get(stream, {
       deliver_policy: DeliverPolicy.StartSequence,
@@ -344,10 +374,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     // recreates itself within seconds (the 30 s default would stall propagation that long).
     const messages = await consumer.consume({ expires: 5_000 });
     stopConsumer = () => messages.stop();
+    if (stopped || reconnects > consumeStartedAt) messages.stop(); // a reconnect while it was being made
     let failure: Error | undefined;
     const pump = (async () => {
       for await (const m of messages) {
-        queue.push({ seq: m.seq, data: m.data });
+        observer.received(m.seq);
+        queue.push({ seq: m.seq, data: m.data, headers: m.headers });
         wake?.();
       }
     })();
@@ -384,7 +416,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       checkpoint = 0;
     }
     reporter.restored(checkpoint, meta?.appliedAtMs);
-    reporter.attach(await untilDone(() => provisionStatusBucket(js, config.cluster), 'status bucket'));
+    const kv = await untilDone(() => provisionStatusBucket(js, config.cluster), 'status bucket');
+    await restoreHistory(kv, checkpoint);
+    reporter.attach(kv);
     void reporter.publish();
     reconciler.startPeriodicFullPass(config.fullPassMs);
     let preferSnapshot = false;
@@ -403,9 +437,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         queue = [];
         needBootstrap = false;
       }
+      let pause = retryMs;
+      consumeStartedAt = reconnects;
       try {
         await consume(start);
-        if (!stopped) log.warn('revision consumer ended; resuming', { from: state.revision + 1 });
+        if (!stopped && reconnects > consumeStartedAt) {
+          // The old consumer may be gone with the server: a new one at once, from where it stopped.
+          log.info('nats reconnected; resuming the revision consumer', { from: state.revision + 1 });
+          pause = 0;
+        } else if (!stopped) log.warn('revision consumer ended; resuming', { from: state.revision + 1 });
+        resumeBackoff = 0;
       } catch (err) {
         const message = (err as Error).message;
         // A gap, or a revision that cannot be read, needs a new base state; anything else
@@ -416,13 +457,40 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
           preferSnapshot = true;
           log.warn('re-bootstrapping', { reason: message });
           reporter.setState('BOOTSTRAPPING', message);
-        } else log.warn('revision consumer failed; resuming', { reason: message, from: state.revision + 1 });
+        } else {
+          // Typically JetStream not ready yet after a reconnect: retry soon, backing off to retryMs.
+          resumeBackoff = Math.min(retryMs, Math.max(50, resumeBackoff * 2));
+          pause = resumeBackoff;
+          log.warn('revision consumer failed; resuming', {
+            reason: message,
+            from: state.revision + 1,
+            retryInMs: pause,
+          });
+        }
         void reporter.publish();
       }
-      if (!stopped) await sleep(retryMs);
+      if (!stopped && pause > 0) await sleep(pause);
       start = state.revision + 1;
       // Never go below what the maps already hold.
       checkpoint = Math.max(checkpoint, reconciler.meta?.appliedRevision ?? 0);
+    }
+  };
+
+  // Per-revision applied times of the previous process (its last status value): kept across a
+  // restart so that propagation history per node is not lost. Best effort: nothing to restore
+  // is normal, and a value that cannot be read only loses the history.
+  const restoreHistory = async (kv: KV, checkpoint: number): Promise<void> => {
+    try {
+      const entry = await kv.get(nodeStatusKey(config.node));
+      if (entry?.operation !== 'PUT') return;
+      const previous = decodeNodeStatus(entry.value);
+      if (previous.cluster !== config.cluster) return;
+      const kept = reporter.restoreHistory(previous.recentApplies ?? [], checkpoint);
+      if (kept > 0) log.info('restored propagation history', { records: kept, checkpoint });
+    } catch (err) {
+      log.warn('previous status not readable; propagation history starts empty', {
+        error: (err as Error).message,
+      });
     }
   };
 
@@ -508,7 +576,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       reconciler.stop();
       await loop;
       reporter.setState('STOPPING');
-      await reporter.publish();
+      await reporter.close();
       if (ownNc) await nc.drain().catch(() => undefined);
       if (ownBackend) {
         await backend.close();

@@ -14,8 +14,13 @@ describe('loadAgentConfig', () => {
       heartbeatMs: 5000,
       fullPassMs: 1_800_000,
       recentApplies: 64,
+      statusIntervalMs: 250,
     });
     expect(loadAgentConfig({ MESH_NODE: 'node-a' }).cgroup).toBeUndefined();
+    expect(loadAgentConfig({ MESH_NODE: 'node-a', MESH_STATUS_INTERVAL_MS: '0' }).statusIntervalMs).toBe(0);
+    expect(() => loadAgentConfig({ MESH_NODE: 'node-a', MESH_STATUS_INTERVAL_MS: '-1' })).toThrow(
+      /MESH_STATUS_INTERVAL_MS/,
+    );
   });
 
   it('reads every variable and names each bad one', () => {
@@ -86,5 +91,14 @@ describe('loadAgentConfig', () => {
     expect(loadAgentConfig({ MESH_NODE: 'n1', MESH_CLUSTER: '', MESH_API_URL: '' })).toMatchObject({
       cluster: 'local',
     });
+  });
+
+  it('MESH_METRICS_PORT: 0 or unset is off, a port turns GET /metrics on, anything else is refused', () => {
+    expect(loadAgentConfig({ MESH_NODE: 'n1' }).metricsPort).toBeUndefined();
+    expect(loadAgentConfig({ MESH_NODE: 'n1', MESH_METRICS_PORT: '0' }).metricsPort).toBeUndefined();
+    expect(loadAgentConfig({ MESH_NODE: 'n1', MESH_METRICS_PORT: '9464' }).metricsPort).toBe(9464);
+    expect(() => loadAgentConfig({ MESH_NODE: 'n1', MESH_METRICS_PORT: '70000' })).toThrow(
+      /MESH_METRICS_PORT/,
+    );
   });
 });

@@ -48,6 +48,13 @@ export interface AgentConfig {
   fullPassMs: number;
   /** Revisions kept in the status value's recentApplies (propagation times). */
   recentApplies: number;
+  /**
+   * MESH_STATUS_INTERVAL_MS: least time between two status writes after applies (they are
+   * coalesced; the last is always written, applied times stay exact); default 250, 0 = every apply.
+   */
+  statusIntervalMs?: number;
+  /** MESH_METRICS_PORT: loopback port of GET /metrics (Prometheus text); 0 = off (default). */
+  metricsPort?: number;
   agentVersion: string;
 }
 
@@ -81,6 +88,8 @@ const EnvSchema = z.object({
   MESH_HEARTBEAT_MS: intEnv('MESH_HEARTBEAT_MS', 100, 600_000).default(5000),
   MESH_RESYNC_MS: intEnv('MESH_RESYNC_MS', 1000, 86_400_000).default(30 * 60_000),
   MESH_RECENT_APPLIES: intEnv('MESH_RECENT_APPLIES', 1, 1000).default(64),
+  MESH_STATUS_INTERVAL_MS: intEnv('MESH_STATUS_INTERVAL_MS', 0, 60_000).default(250),
+  MESH_METRICS_PORT: intEnv('MESH_METRICS_PORT', 0, 65_535).default(0),
 });
 
 /** Validates the environment; throws ConfigError naming every bad variable. */
@@ -102,8 +111,10 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     heartbeatMs: e.MESH_HEARTBEAT_MS,
     fullPassMs: e.MESH_RESYNC_MS,
     recentApplies: e.MESH_RECENT_APPLIES,
+    statusIntervalMs: e.MESH_STATUS_INTERVAL_MS,
     agentVersion: AGENT_VERSION,
   };
+  if (e.MESH_METRICS_PORT > 0) config.metricsPort = e.MESH_METRICS_PORT;
   if (e.MESH_CGROUP) config.cgroup = e.MESH_CGROUP.replace(/\/+$/, '');
   if (e.MESH_BPF_OBJECT) config.bpfObject = e.MESH_BPF_OBJECT;
   if (e.MESH_API_URL) config.apiUrl = e.MESH_API_URL.replace(/\/+$/, '');

@@ -1,5 +1,6 @@
 import type { ApplyOutcome } from '@meshplane/dataplane';
 import { decodeNodeStatus } from '@meshplane/messaging';
+import type { KV } from '@nats-io/kv';
 import { parseSnapshot } from './snapshot';
 import { encodeStatusWithExtra, StatusReporter } from './status';
 
@@ -56,6 +57,139 @@ describe('StatusReporter', () => {
   });
 });
 
+describe('StatusReporter history across restarts', () => {
+  it('keeps the previous process records up to the checkpoint, in order, before new ones', () => {
+    const r = new StatusReporter({
+      node: 'n1',
+      cluster: 'c',
+      agentVersion: 'v',
+      recentApplies: 3,
+      now: () => 1000,
+    });
+    const rec = (revision: number) => ({ revision, appliedAt: new Date(revision * 10), durationMs: 1 });
+    r.restored(8, 80);
+    // 9 is above what the maps hold (not kept); duplicates and disorder are dropped.
+    expect(r.restoreHistory([rec(5), rec(2), rec(8), rec(8), rec(9), rec(6)], 8)).toBe(3);
+    expect(r.current().recentApplies).toEqual([rec(5), rec(6), rec(8)]);
+    r.outcome(ok(10, 100), false);
+    expect(r.current().recentApplies!.map((a) => a.revision)).toEqual([6, 8, 10]);
+    // Once this process has applied something, an old history is not merged in.
+    expect(r.restoreHistory([rec(1)], 10)).toBe(0);
+  });
+});
+
+describe('StatusReporter writes', () => {
+  // A KV that records what was put (unit test: no I/O); time is jest's fake clock.
+  const recordingKv = () => {
+    const puts: Array<{ key: string; status: ReturnType<typeof decodeNodeStatus>; extra: unknown }> = [];
+    const kv = {
+      put: async (key: string, value: Uint8Array) => {
+        puts.push({
+          key,
+          status: decodeNodeStatus(value),
+          extra: JSON.parse(Buffer.from(value).toString('utf8')).dataplane,
+        });
+        return puts.length;
+      },
+    };
+    return { puts, kv: kv as unknown as KV };
+  };
+  const flush = async () => {
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  };
+
+  beforeEach(() => jest.useFakeTimers({ now: 10_000 }));
+  afterEach(() => jest.useRealTimers());
+
+  it('coalesces writes after applies: at most one per interval, the last change always written', async () => {
+    const { puts, kv } = recordingKv();
+    const r = new StatusReporter({
+      node: 'n1',
+      cluster: 'c',
+      agentVersion: 'v',
+      recentApplies: 10,
+      minIntervalMs: 250,
+      extra: () => ({ dataplane: { repairs: 0 } }),
+    });
+    r.attach(kv);
+    // Idle: the first change is written on the next turn of the event loop.
+    r.outcome(ok(1, 10_000), false);
+    r.changed();
+    expect(puts).toHaveLength(0);
+    jest.advanceTimersByTime(0);
+    await flush();
+    expect(puts.map((p) => p.status.appliedRevision)).toEqual([1]);
+    expect(puts[0]!.extra).toEqual({ repairs: 0 });
+    // Busy: three applies within the interval ride in one write at its end, with their own times.
+    for (const rev of [2, 3, 4]) {
+      jest.advanceTimersByTime(50);
+      r.outcome(ok(rev, Date.now()), false);
+      r.changed();
+    }
+    await flush();
+    expect(puts).toHaveLength(1);
+    jest.advanceTimersByTime(100);
+    await flush();
+    expect(puts).toHaveLength(2);
+    const last = puts[1]!.status;
+    expect(last.appliedRevision).toBe(4);
+    expect(last.recentApplies!.map((a) => [a.revision, a.appliedAt.getTime()])).toEqual([
+      [1, 10_000],
+      [2, 10_050],
+      [3, 10_100],
+      [4, 10_150],
+    ]);
+    // Nothing changed since: no write until the heartbeat.
+    jest.advanceTimersByTime(1_000);
+    await flush();
+    expect(puts).toHaveLength(2);
+  });
+
+  it('close() writes at once, replacing a scheduled write, and later changes write nothing', async () => {
+    const { puts, kv } = recordingKv();
+    const r = new StatusReporter({
+      node: 'n1',
+      cluster: 'c',
+      agentVersion: 'v',
+      recentApplies: 10,
+      minIntervalMs: 250,
+    });
+    r.attach(kv);
+    await r.publish();
+    r.outcome(ok(7, Date.now()), false);
+    r.changed();
+    r.setState('STOPPING');
+    await r.close();
+    expect(puts.map((p) => [p.status.appliedRevision, p.status.state])).toEqual([
+      [0, 'STARTING'],
+      [7, 'STOPPING'],
+    ]);
+    r.changed();
+    jest.advanceTimersByTime(1_000);
+    await flush();
+    expect(puts).toHaveLength(2);
+  });
+
+  it('with interval 0 every change is written', async () => {
+    const { puts, kv } = recordingKv();
+    const r = new StatusReporter({
+      node: 'n1',
+      cluster: 'c',
+      agentVersion: 'v',
+      recentApplies: 10,
+      minIntervalMs: 0,
+    });
+    r.attach(kv);
+    for (const rev of [1, 2, 3]) {
+      r.outcome(ok(rev, Date.now()), false);
+      r.changed();
+      jest.advanceTimersByTime(0);
+      await flush();
+    }
+    expect(puts.map((p) => p.status.appliedRevision)).toEqual([1, 2, 3]);
+  });
+});
+
 describe('encodeStatusWithExtra', () => {
   it('adds the data plane facts beside the NodeStatus fields; readers still decode the status', () => {
     const r = new StatusReporter({
@@ -74,7 +208,8 @@ describe('encodeStatusWithExtra', () => {
     const wire = JSON.parse(Buffer.from(bytes).toString('utf8'));
     expect(wire.dataplane).toEqual({ backend: 'bpf', repairs: 2 });
     expect(wire.node).toBe('n1'); // extra fields never override the status
-    expect(decodeNodeStatus(bytes)).toEqual(status);
+    // Readers keep `dataplane` (GET /v1/nodes shows it) and drop other extras.
+    expect(decodeNodeStatus(bytes)).toEqual({ ...status, dataplane: { backend: 'bpf', repairs: 2 } });
   });
 });
 

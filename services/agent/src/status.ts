@@ -10,19 +10,30 @@ import {
 import type { KV } from '@nats-io/kv';
 
 /*
- * The node's status value in the KV bucket (key = node), rewritten after every
- * apply attempt and on each heartbeat. Per-revision applied times live in
+ * The node's status value in the KV bucket (key = node), rewritten after apply
+ * attempts (coalesced, below) and on each heartbeat. Per-revision applied times live in
  * `recentApplies` (bounded, newest last): coalesced revisions share one record,
  * so "when did this node apply R" is the first record with revision >= R; that
  * is what the propagation endpoint reads. Nothing about sync state (SYNCED,
  * STALE, OFFLINE) is stored: readers derive it from these facts and the head.
+ *
+ * Writes after applies are coalesced (`changed()`): at most one per `minIntervalMs`, the last
+ * one always written. The applied times are taken when the maps were written, not when the
+ * value is put, so a later write reports the same per-node propagation latency; what the
+ * delay costs is only how soon readers (GET /v1/nodes, meshctl wait) see it. With many agents
+ * per CPU (simulations) the put and its encoding cost about as much as the apply itself.
  */
+
+/** Least time between two status writes after applies (MESH_STATUS_INTERVAL_MS). */
+export const DEFAULT_STATUS_INTERVAL_MS = 250;
 
 export interface StatusReporterOptions {
   node: string;
   cluster: string;
   agentVersion: string;
   recentApplies: number;
+  /** Least time between two coalesced writes (changed()); 0 writes after every change. */
+  minIntervalMs?: number;
   now?: () => number;
   onPutError?: (err: Error) => void;
   /**
@@ -35,15 +46,19 @@ export interface StatusReporterOptions {
 
 /** The KV value: the NodeStatus wire format plus `extra` fields (unknown fields are ignored by readers). */
 export function encodeStatusWithExtra(status: NodeStatus, extra: Record<string, unknown>): Uint8Array {
-  const wire = JSON.parse(Buffer.from(encodeNodeStatus(status)).toString('utf8')) as Record<string, unknown>;
-  for (const [k, v] of Object.entries(extra)) if (!(k in wire)) wire[k] = v;
-  return Buffer.from(JSON.stringify(wire), 'utf8');
+  return encodeNodeStatus(status, extra);
 }
 
 export class StatusReporter {
   private status: NodeStatus;
   private kv: KV | undefined;
   private writing: Promise<void> = Promise.resolve();
+  private lastWriteAt = Number.NEGATIVE_INFINITY;
+  private scheduled:
+    | { kind: 'timeout'; t: ReturnType<typeof setTimeout> }
+    | { kind: 'immediate'; t: ReturnType<typeof setImmediate> }
+    | undefined;
+  private closed = false;
 
   constructor(private readonly opts: StatusReporterOptions) {
     this.status = {
@@ -64,7 +79,7 @@ export class StatusReporter {
   }
 
   private date(ms?: number): Date {
-    return new Date(ms ?? (this.opts.now ?? Date.now)());
+    return new Date(ms ?? this.nowMs());
   }
 
   attach(kv: KV): void {
@@ -79,6 +94,20 @@ export class StatusReporter {
   restored(revision: number, appliedAtMs: number | undefined): void {
     this.status.appliedRevision = revision;
     this.status.appliedAt = appliedAtMs ? this.date(appliedAtMs) : null;
+  }
+
+  /**
+   * The history the previous process of this node wrote (its last KV value), so that a restart
+   * does not erase when the node applied earlier revisions: records up to `upTo` (what the maps
+   * hold) are kept, in order, before any new one. Only before the first apply of this process.
+   */
+  restoreHistory(previous: readonly AppliedRecord[], upTo: number): number {
+    if ((this.status.recentApplies ?? []).length > 0) return 0;
+    const kept: AppliedRecord[] = [];
+    for (const r of [...previous].sort((a, b) => a.revision - b.revision))
+      if (r.revision <= upTo && r.revision > (kept.at(-1)?.revision ?? 0)) kept.push({ ...r });
+    this.status.recentApplies = kept.slice(-this.opts.recentApplies);
+    return this.status.recentApplies.length;
   }
 
   setState(state: AgentState, error?: string): void {
@@ -119,20 +148,56 @@ export class StatusReporter {
     }
   }
 
-  /** Writes the status now (heartbeat or after a change); writes are serialized, failures reported. */
+  /**
+   * A coalesced write after a change: on the next turn of the event loop when the last write
+   * is at least minIntervalMs old (so the other work already queued, e.g. other agents of a
+   * simulation applying the same revision, goes first), otherwise at the end of that interval.
+   * Every change until then rides along in the one write.
+   */
+  changed(): void {
+    if (this.scheduled !== undefined || this.closed) return;
+    const wait = this.lastWriteAt + (this.opts.minIntervalMs ?? 0) - this.nowMs();
+    const fire = () => {
+      this.scheduled = undefined;
+      void this.publish();
+    };
+    if (wait <= 0) this.scheduled = { kind: 'immediate', t: setImmediate(fire) };
+    else this.scheduled = { kind: 'timeout', t: setTimeout(fire, wait).unref() };
+  }
+
+  /** Writes the status now (heartbeat, final write, errors); writes are serialized, failures reported. */
   publish(): Promise<void> {
+    this.cancelScheduled();
+    this.lastWriteAt = this.nowMs();
     this.status.heartbeatAt = this.date();
     const snapshot = this.current();
     this.writing = this.writing.then(async () => {
       if (!this.kv) return;
       try {
         const extra = this.opts.extra?.();
-        if (extra) await this.kv.put(nodeStatusKey(snapshot.node), encodeStatusWithExtra(snapshot, extra));
+        if (extra) await this.kv.put(nodeStatusKey(snapshot.node), encodeNodeStatus(snapshot, extra));
         else await putNodeStatus(this.kv, snapshot);
       } catch (err) {
         this.opts.onPutError?.(err as Error);
       }
     });
     return this.writing;
+  }
+
+  /** The last write: drops a scheduled one and writes now; changed() does nothing afterwards. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.publish();
+  }
+
+  private cancelScheduled(): void {
+    const s = this.scheduled;
+    this.scheduled = undefined;
+    if (s?.kind === 'timeout') clearTimeout(s.t);
+    else if (s?.kind === 'immediate') clearImmediate(s.t);
+  }
+
+  private nowMs(): number {
+    return (this.opts.now ?? Date.now)();
   }
 }

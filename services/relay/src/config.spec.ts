@@ -143,3 +143,12 @@ describe('createLogger', () => {
     expect(log.enabled('debug')).toBe(false);
   });
 });
+
+describe('loadRelayConfig: MESH_METRICS_PORT', () => {
+  it('MESH_METRICS_PORT: 0 or unset is off, a port turns GET /metrics on, anything else is refused', () => {
+    expect(loadRelayConfig({}).metricsPort).toBeUndefined();
+    expect(loadRelayConfig({ MESH_METRICS_PORT: '0' }).metricsPort).toBeUndefined();
+    expect(loadRelayConfig({ MESH_METRICS_PORT: '9465' }).metricsPort).toBe(9465);
+    expect(() => loadRelayConfig({ MESH_METRICS_PORT: '-1' })).toThrow(/MESH_METRICS_PORT/);
+  });
+});

@@ -35,6 +35,8 @@ export interface RelayConfig {
   /** A leader that cannot publish for this long steps down so that another instance can try. */
   stepDownAfterMs: number;
   logLevel: LogLevel;
+  /** MESH_METRICS_PORT: loopback port of GET /metrics (Prometheus text); 0 = off (default). */
+  metricsPort?: number;
   /** Name in logs and in NATS/Postgres client names. */
   instanceId: string;
   /** Receives one object per log line; main writes JSON lines to stdout. */
@@ -56,6 +58,7 @@ const EnvSchema = z.object({
     .enum(['debug', 'info', 'warn', 'error'], 'MESH_LOG_LEVEL must be debug, info, warn or error')
     .default('info'),
   MESH_RELAY_INSTANCE: z.string().min(1).max(128).optional(),
+  MESH_METRICS_PORT: intEnv('MESH_METRICS_PORT', 0, 65_535).default(0),
 });
 
 /** Validates the environment once, at start-up; throws ConfigError naming every bad variable. */
@@ -74,6 +77,7 @@ export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConf
     logLevel: e.MESH_LOG_LEVEL,
     instanceId: e.MESH_RELAY_INSTANCE ?? `${os.hostname()}/${process.pid}`,
   };
+  if (e.MESH_METRICS_PORT > 0) config.metricsPort = e.MESH_METRICS_PORT;
   if (e.MESH_STREAM_MAX_MSGS !== undefined) config.streamMaxMsgs = e.MESH_STREAM_MAX_MSGS;
   return config;
 }

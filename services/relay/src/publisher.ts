@@ -10,7 +10,7 @@ import {
 } from '@meshplane/messaging';
 import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
 import type { Logger } from './logger';
-import type { RelayMetrics } from './metrics';
+import { type PublishTrace, type RelayMetrics, startPublishTrace } from './metrics';
 
 /**
  * The stream and the log disagree in a way that publishing would make worse: the stream is ahead
@@ -22,6 +22,19 @@ export class RelayBlockedError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'RelayBlockedError';
+  }
+}
+
+/**
+ * NATS reconnected while publishes were in flight: their acks may never come (the server
+ * restarted, the reply subscription was re-made), so they are not waited for until the PubAck
+ * deadline. Retrying is safe: the message id and the expected last sequence make a publish that
+ * did land a duplicate, and the stream's tail is re-read first.
+ */
+export class NatsReconnectedError extends Error {
+  constructor() {
+    super('NATS reconnected while publishes were in flight; re-reading the stream and retrying');
+    this.name = 'NatsReconnectedError';
   }
 }
 
@@ -49,8 +62,14 @@ export interface PublisherOptions {
  */
 export class RevisionPublisher {
   private checkpoint: number | undefined;
+  private readonly onReconnect = new Set<(err: Error) => void>();
 
   constructor(private readonly o: PublisherOptions) {}
+
+  /** The connection came back: publishes in flight fail now (NatsReconnectedError) instead of timing out. */
+  connectionReset(): void {
+    for (const fail of this.onReconnect) fail(new NatsReconnectedError());
+  }
 
   /** Forget the checkpoint; the next catch-up re-reads it from the stream. */
   invalidate(): void {
@@ -100,12 +119,18 @@ export class RevisionPublisher {
    * Publishes every revision after the checkpoint up to the head. Up to `publishWindow`
    * publishes are in flight; each still carries its expected last sequence, so the server
    * accepts them only in order. Stops before the next publish as soon as `stop()` says so.
+   *
+   * `notified`: a revision a NOTIFY announced (sent only once it committed). When it is past the
+   * checkpoint it is read up to without asking for the head first, which saves a round trip per
+   * commit; anything committed after it comes with its own NOTIFY.
    */
-  async catchUp(stop: () => boolean): Promise<number> {
+  async catchUp(stop: () => boolean, notified?: number): Promise<number> {
     const { store, metrics, log, batchSize, publishWindow } = this.o;
     const from = (this.checkpoint ?? (await this.sync())) + 1;
-    const head = await store.head();
-    metrics.setHead(head.revision);
+    const useNotified = notified !== undefined && Number.isSafeInteger(notified) && notified >= from;
+    const head = useNotified ? { revision: notified } : await store.head();
+    if (useNotified) metrics.observeHead(head.revision);
+    else metrics.setHead(head.revision);
     if (head.revision < from - 1) {
       this.invalidate();
       throw new RelayBlockedError(
@@ -115,20 +140,33 @@ export class RevisionPublisher {
     if (head.revision < from) return 0;
 
     const started = Date.now();
-    const inflight: Array<{ revision: number; ack: Promise<PubAck> }> = [];
+    const inflight: Array<{
+      revision: number;
+      ack: Promise<PubAck>;
+      committedAt: Date;
+      trace: PublishTrace;
+    }> = [];
     let expected = from;
     let done = 0;
     let firstError: unknown;
+    let failOnReconnect: (err: Error) => void = () => undefined;
+    const reconnected = new Promise<never>((_, reject) => {
+      failOnReconnect = reject;
+    });
+    reconnected.catch(() => undefined);
+    this.onReconnect.add(failOnReconnect);
     const settleOldest = async () => {
-      const { revision, ack } = inflight.shift()!;
+      const { revision, ack, committedAt, trace } = inflight.shift()!;
       try {
-        const a = await ack;
+        const a = await Promise.race([ack, reconnected]);
+        trace.acked(a.duplicate);
         this.checkpoint = revision;
-        metrics.published(revision, a.duplicate);
+        metrics.published(revision, a.duplicate, committedAt);
         done++;
         if (a.duplicate) log.info('revision was already in the stream', { revision });
         else log.debug('published revision', { revision });
       } catch (err) {
+        trace.failed(err);
         firstError ??= err;
       }
     };
@@ -138,16 +176,20 @@ export class RevisionPublisher {
         if (cs.revision !== expected)
           throw new Error(`log read returned revision ${cs.revision}, expected ${expected}`);
         this.checkCluster(cs);
-        const ack = publishRevision(this.o.js, this.o.cluster, cs, this.publishOptions()).catch((err) => {
+        const trace = startPublishTrace(cs, this.o.cluster, this.o.stream);
+        const opts = this.publishOptions();
+        if (trace.context) opts.trace = trace.context;
+        const ack = publishRevision(this.o.js, this.o.cluster, cs, opts).catch((err) => {
           throw err instanceof RevisionTooLargeError ? new RelayBlockedError(err.message) : err;
         });
         ack.catch(() => undefined); // awaited in order below; never an unhandled rejection
-        inflight.push({ revision: cs.revision, ack });
+        inflight.push({ revision: cs.revision, ack, committedAt: cs.createdAt, trace });
         expected++;
         if (inflight.length >= publishWindow) await settleOldest();
       }
     } finally {
       while (inflight.length > 0) await settleOldest();
+      this.onReconnect.delete(failOnReconnect);
       // After a failed publish the tail is unknown (a timed-out one may have been stored): re-read.
       if (firstError !== undefined) this.invalidate();
     }

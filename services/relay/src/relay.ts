@@ -1,4 +1,4 @@
-import { createKysely, createPool, LogReader } from '@meshplane/event-store';
+import { createKysely, createPool, LogReader, SnapshotRepository } from '@meshplane/event-store';
 import {
   connectNats,
   isWrongLastSequence,
@@ -11,10 +11,11 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
 import { type RelayConfig, redactUrl } from './config';
+import { ExportPublisher } from './export-publisher';
 import { LeaderSession, relayLockKey } from './leader-session';
 import { createLogger, errorFields, type Logger } from './logger';
 import { RelayMetrics } from './metrics';
-import { RelayBlockedError, RevisionPublisher } from './publisher';
+import { NatsReconnectedError, RelayBlockedError, RevisionPublisher } from './publisher';
 import { sleep, Waker } from './waker';
 
 export interface RelayHandle {
@@ -41,7 +42,7 @@ export async function startRelay(config: RelayConfig): Promise<RelayHandle> {
 }
 
 class Relay {
-  readonly metrics = new RelayMetrics();
+  readonly metrics: RelayMetrics;
   private readonly log: Logger;
   private readonly stopController = new AbortController();
   private readonly waker = new Waker();
@@ -51,8 +52,11 @@ class Relay {
   private nc: NatsConnection | undefined;
   private loop: Promise<void> | undefined;
   private readonly lastLogged = new Map<string, number>();
+  /** The leader's publisher, told when NATS reconnects (its in-flight acks may never come). */
+  private publisher: RevisionPublisher | undefined;
 
   constructor(private readonly cfg: RelayConfig) {
+    this.metrics = new RelayMetrics(cfg.cluster);
     this.stream = streamName(cfg.cluster);
     this.log = createLogger(
       cfg.logLevel,
@@ -165,6 +169,7 @@ class Relay {
         if (s.type === 'disconnect') this.log.warn('nats disconnected', { server: s.server });
         else if (s.type === 'reconnect') {
           this.log.info('nats reconnected', { server: s.server });
+          this.publisher?.connectionReset();
           this.waker.wake();
         }
       }
@@ -209,8 +214,11 @@ class Relay {
     const leading = AbortSignal.any([this.stopController.signal, session.lostSignal]);
     const onAbort = () => this.waker.wake();
     leading.addEventListener('abort', onAbort, { once: true });
+    // The highest revision NOTIFY announced in this leadership: read up to it without a head query.
+    let notified = 0;
     session.onNotify((revision) => {
       this.metrics.observeHead(revision);
+      if (Number.isSafeInteger(revision) && revision > notified) notified = revision;
       this.waker.wake();
     });
     this.metrics.setRole('leader');
@@ -230,6 +238,16 @@ class Relay {
       metrics: this.metrics,
       maxPayload: () => nc.info?.max_payload,
     });
+    // Federation: the exported view of each published revision, to this cluster's export stream.
+    const exporter = new ExportPublisher({
+      store,
+      snapshots: new SnapshotRepository(createKysely(this.pool!)),
+      js,
+      jsm,
+      cluster: this.cfg.cluster,
+      log: this.log,
+    });
+    this.publisher = publisher;
     let provisioned = false;
     let failingSince: number | undefined;
     let backoff = 100;
@@ -242,7 +260,8 @@ class Relay {
             await this.provision(js, jsm);
             provisioned = true;
           }
-          await publisher.catchUp(() => leading.aborted);
+          await publisher.catchUp(() => leading.aborted, notified);
+          await exporter.catchUp(() => leading.aborted, this.metrics.lastPublishedRevision);
           if (this.metrics.blockedReason) this.log.info('stream and log agree again; publishing resumed');
           this.metrics.setBlocked(null);
           failingSince = undefined;
@@ -251,11 +270,17 @@ class Relay {
         } catch (err) {
           if (leading.aborted) break;
           publisher.invalidate();
+          exporter.invalidate();
           this.metrics.resynced();
           if (isWrongLastSequence(err)) {
             // Someone else (an ex-leader, a retry) published first: resume from the stream's tail.
             this.log.warn('stream moved under this relay; re-reading its last sequence', errorFields(err));
             pause = ++conflicts > 3 ? 250 : 0;
+          } else if (err instanceof NatsReconnectedError) {
+            // Not a failure: retry at once; if JetStream is still starting, the next error backs off.
+            this.log.info('nats reconnected during a publish; re-reading the stream', {});
+            provisioned = false;
+            pause = 0;
           } else if (err instanceof RelayBlockedError) {
             this.metrics.setBlocked(err.message);
             this.logRepeated('error', 'refusing to publish', { reason: err.message });
@@ -283,6 +308,7 @@ class Relay {
         else await this.waker.wait(this.cfg.pollMs, leading);
       }
     } finally {
+      this.publisher = undefined;
       leading.removeEventListener('abort', onAbort);
       session.onNotify(() => undefined);
     }

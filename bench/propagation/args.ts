@@ -1,0 +1,41 @@
+/** The propagation benchmark's options (`--name=value`), target and fixed settings. */
+import type { Target } from '../lib';
+
+export const DEFAULTS = {
+  /** Mesh sizes (Services; each has 3 Workloads). */
+  small: 1000,
+  large: 10_000,
+  /** Largest fleet; the steps are 1, 10 and this. */
+  maxAgents: 100,
+  /** Node names the workloads are spread over (the fleet's nodes are node-0 .. node-<N-1>). */
+  nodes: 100,
+  /** Sequential single-resource changes per (agents, size) combination... */
+  changes: 100,
+  /** ...and for the headline combination (most agents, large mesh), and floor samples. */
+  headlineChanges: 200,
+  /** Pause between one change being applied everywhere and the next commit. */
+  gapMs: 20,
+  /** Worker threads hosting the agents (round-robin). */
+  workers: 2,
+  /** Old-generation heap limit of each worker, MiB (a limit, not a reservation). */
+  workerHeapMb: 8192,
+  /** Services per seeding change set (with their workloads). */
+  seedChunk: 250,
+  heartbeatMs: 5000,
+  /** The agents' MESH_STATUS_INTERVAL_MS (status writes coalesced; 0 = after every apply, for A/B). */
+  statusIntervalMs: 250,
+  /** Extra changes with worker 0 under the CPU profiler, after the headline measurement (0: none). */
+  profileChanges: 30,
+  /** Bootstrap measurements (one agent, empty maps, to head) at each size. */
+  bootstrap: true,
+  seed: 20_251_125,
+};
+export type Args = typeof DEFAULTS;
+
+export const TARGETS: Record<string, Target> = {
+  p99_ratio: { op: '<=', threshold: 2 },
+};
+
+export const NATS_URL = process.env.NATS_URL || 'nats://127.0.0.1:4222';
+export const ACTOR = 'bench-propagation';
+export const REASON = 'bench: canary weight';

@@ -1,0 +1,101 @@
+/** Per-change samples of the propagation benchmark and their summaries (stages, profile, combinations). */
+import { round, roundSummary, type Summary, summarize } from '../lib';
+import type { ProfileSummary } from '../lib/cpu-profile';
+import type { FloorResult } from './floor';
+import type { GcStats } from './gc';
+
+export interface Sample {
+  revision: number;
+  call: number;
+  commit: number;
+  /** The first subscriber anywhere (main thread or a worker thread) that had the message. */
+  published: number | undefined;
+  /** The last worker thread whose own subscriber had it. */
+  receivedAllThreads: number | undefined;
+  first: number;
+  all: number;
+  /** Per worker thread: (its last agent applied - the thread received it) and its agent count. */
+  threads: { spanMs: number; agents: number }[];
+  applyMs: number[];
+}
+
+export function stageSummaries(samples: Sample[]) {
+  const s = (xs: number[]): Summary | undefined => (xs.length ? roundSummary(summarize(xs), 4) : undefined);
+  const pub = samples.filter((x) => x.published !== undefined) as (Sample & { published: number })[];
+  const rec = samples.filter((x) => x.receivedAllThreads !== undefined) as (Sample & {
+    published: number;
+    receivedAllThreads: number;
+  })[];
+  const applies = samples.flatMap((x) => x.applyMs);
+  return {
+    commit_to_all_applied_ms: s(samples.map((x) => x.all - x.commit))!,
+    call_to_all_applied_ms: s(samples.map((x) => x.all - x.call))!,
+    stages_ms: {
+      append_call_to_committed: s(samples.map((x) => x.commit - x.call)),
+      committed_to_published: s(pub.map((x) => x.published - x.commit)),
+      published_to_received_by_every_thread: s(rec.map((x) => x.receivedAllThreads - x.published)),
+      published_to_first_applied: s(pub.map((x) => x.first - x.published)),
+      published_to_all_applied: s(pub.map((x) => x.all - x.published)),
+      thread_received_to_its_last_agent_applied: s(samples.flatMap((x) => x.threads.map((t) => t.spanMs))),
+    },
+    /** (last applied - received) / agents, per thread: the agents of a thread take turns on its CPU. */
+    thread_ms_per_agent: s(
+      samples.flatMap((x) => x.threads.filter((t) => t.agents > 0).map((t) => t.spanMs / t.agents)),
+    ),
+    agent_reconciler_apply_ms_integer: s(applies),
+  };
+}
+
+/** Agent-side function names whose inclusive time the worker profile reports. */
+export const AGENT_MARKS = [
+  'applyPending',
+  'foldRevision',
+  'decodeRevision',
+  'evolveInPlace',
+  'update',
+  'submit',
+  'planOps',
+  'executeOp',
+  'writeMeta',
+  'publish',
+  'putNodeStatus',
+  'encodeNodeStatus',
+  'outcome',
+];
+
+/** A worker's profile per agent and change: ms of that thread per (agent x change). */
+export function profilePerAgentChange(s: ProfileSummary, agentChanges: number) {
+  const per = (rec: Record<string, number>, limit: number) =>
+    Object.fromEntries(
+      Object.entries(rec)
+        .slice(0, limit)
+        .map(([k, v]) => [k, round(v / agentChanges, 3)]),
+    );
+  return {
+    note:
+      'worker thread 0 under the V8 sampling profiler (200 us) for extra changes not in the stats; ms of that thread ' +
+      'per agent per change (its agents x the changes); inclusive = any frame of the group / function on the stack',
+    agent_changes: agentChanges,
+    busy_ms_per_agent_change: round(s.busyMs / agentChanges, 3),
+    self_by_group: per(s.selfByGroup, 20),
+    inclusive_by_group: per(s.inclusiveByGroup, 20),
+    inclusive_by_function: per(s.marks, 20),
+    top_self_functions_ms_total: s.topSelf,
+  };
+}
+
+export interface Combination {
+  agents: number;
+  services: number;
+  changes: number;
+  fleet_start_ms_per_agent?: Summary;
+  main_thread_elu: number;
+  worker_elu: number[];
+  worker_heap_mb: number[];
+  rss_mb: number;
+  /** Garbage collection during the measured changes: the main thread and each worker thread. */
+  gc: { main: GcStats; workers: GcStats[] };
+  stats: ReturnType<typeof stageSummaries>;
+  /** Large mesh only: the floor with as many ordered consumers as there are agents, right after. */
+  floor?: FloorResult;
+}
