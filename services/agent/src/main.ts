@@ -1,8 +1,12 @@
+// First: OpenTelemetry is set up before anything else loads.
+import '../../../libs/telemetry/src/register-agent';
 import { runMain, stopOnSignals } from '@meshplane/config';
+import { serveMetrics, telemetry } from '@meshplane/telemetry';
 import { startAgent } from './agent';
 import { loadAgentConfig } from './config';
 import { teardownDataplane } from './dataplane';
 import { consoleLogger } from './logger';
+import { AgentObserver } from './metrics';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -21,10 +25,22 @@ async function main(): Promise<void> {
     cgroup: config.cgroup ?? null,
     pid: process.pid,
   });
-  const agent = await startAgent(config, { log });
+  const observer = new AgentObserver(config.node, config.cluster);
+  const agent = await startAgent(config, { log, observer });
+  const metrics = config.metricsPort
+    ? await serveMetrics(config.metricsPort, () => observer.render())
+    : undefined;
+  log.info('observability', {
+    metrics: metrics?.url ?? 'off (MESH_METRICS_PORT=0)',
+    tracing: telemetry()?.settings.reason ?? 'off',
+  });
 
   stopOnSignals(
-    () => agent.stop(),
+    async () => {
+      await agent.stop();
+      await metrics?.close();
+      await telemetry()?.shutdown(); // flush the last spans
+    },
     (level, msg, fields) => log[level](msg, fields),
     { graceMs: SHUTDOWN_GRACE_MS },
   );

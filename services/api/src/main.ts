@@ -1,5 +1,8 @@
+// First: OpenTelemetry must patch http, express, nest and pg before anything loads them.
+import '../../../libs/telemetry/src/register-api';
 import { runMain, stopOnSignals } from '@meshplane/config';
 import { ensureDatabase, migrateToLatest } from '@meshplane/event-store';
+import { telemetry } from '@meshplane/telemetry';
 import { createApiApp } from './app';
 import { stdoutSink } from './common/logger';
 import { loadConfig, redactUrl } from './config';
@@ -22,10 +25,18 @@ async function main(): Promise<void> {
   log('info', 'listening', {
     host: config.host,
     port: typeof address === 'object' ? address?.port : config.port,
+    tracing: telemetry()?.settings.reason ?? 'off',
   });
 
   // Stop taking connections, let in-flight requests finish, then close the pool; bounded.
-  stopOnSignals(() => app.close(), log, { graceMs: SHUTDOWN_GRACE_MS });
+  stopOnSignals(
+    async () => {
+      await app.close();
+      await telemetry()?.shutdown(); // flush the last spans
+    },
+    log,
+    { graceMs: SHUTDOWN_GRACE_MS },
+  );
 }
 
 runMain('meshplane-api', main, log);

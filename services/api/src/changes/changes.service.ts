@@ -1,6 +1,8 @@
 import {
   type Change,
   type ErrorDetail,
+  ownershipError,
+  ownershipOfInput,
   parseResource,
   parseResourceRef,
   refKey,
@@ -8,11 +10,19 @@ import {
   validateChangeSet,
 } from '@meshplane/domain';
 import { EventStore } from '@meshplane/event-store';
+import { withSpan } from '@meshplane/telemetry';
 import { Injectable } from '@nestjs/common';
 import { MetricsService } from '../common/metrics.service';
 import { parseInput } from '../common/validation';
 import { ChangeRequestSchema } from './changes.schemas';
-import { fingerprint, toOutcome, type WriteContext, type WriteOutcome } from './write-context';
+import {
+  fingerprint,
+  recordAppend,
+  storedTraceContext,
+  toOutcome,
+  type WriteContext,
+  type WriteOutcome,
+} from './write-context';
 
 /** Turns a change request into one revision (or none), with every problem reported by field path. */
 @Injectable()
@@ -24,28 +34,45 @@ export class ChangesService {
 
   async submit(body: unknown, ctx: WriteContext): Promise<WriteOutcome> {
     const req = parseInput(ChangeRequestSchema, body, '', 'change request');
-    const { changes, pathOf } = this.toChanges(req.apply, req.delete);
+    const { changes, pathOf, owned } = this.toChanges(req.apply, req.delete);
+    // Imported resources belong to their cluster: 409 naming it (federation), not a 400 for the dotted name.
+    if (owned.length > 0) throw ownershipError(owned, (await this.store.head()).revision);
 
-    const result = await this.store.append(changes, {
-      actor: ctx.actor,
-      reason: req.reason,
-      requestId: ctx.requestId,
-      traceContext: ctx.traceContext ?? null,
-      ...(ctx.idempotencyKey
-        ? { idempotencyKey: ctx.idempotencyKey, idempotencyFingerprint: fingerprint('changes', body) }
-        : {}),
-      ...(req.expectedRevision !== undefined ? { expectedRevision: req.expectedRevision } : {}),
-      // Runs under the append lock against the head state: references and VIPs are checked
-      // against exactly the state this revision will be appended to.
-      validate: (view, effective) => validateChangeSet(view, effective, (i) => pathOf(effective[i]!)),
-    });
+    const append = { attributes: { 'mesh.changes': changes.length } };
+    const result = await withSpan('mesh.change.append', append, async (span) =>
+      recordAppend(
+        span,
+        await this.store.append(changes, {
+          actor: ctx.actor,
+          reason: req.reason,
+          requestId: ctx.requestId,
+          traceContext: storedTraceContext(ctx),
+          ...(ctx.idempotencyKey
+            ? { idempotencyKey: ctx.idempotencyKey, idempotencyFingerprint: fingerprint('changes', body) }
+            : {}),
+          ...(req.expectedRevision !== undefined ? { expectedRevision: req.expectedRevision } : {}),
+          // Runs under the append lock against the head state: references and VIPs are checked
+          // against exactly the state this revision will be appended to.
+          validate: (view, effective) => validateChangeSet(view, effective, (i) => pathOf(effective[i]!)),
+        }),
+      ),
+    );
     this.metrics.observeAppend(result.status);
     return toOutcome(result);
   }
 
   /** Parses every item (collecting all errors) and maps each change back to its request path. */
-  private toChanges(apply: unknown[], del: unknown[]): { changes: Change[]; pathOf: (c: Change) => string } {
+  private toChanges(
+    apply: unknown[],
+    del: unknown[],
+  ): { changes: Change[]; pathOf: (c: Change) => string; owned: ErrorDetail[] } {
     const details: ErrorDetail[] = [];
+    const owned: ErrorDetail[] = [];
+    const isOwned = (item: unknown, path: string) => {
+      const conflict = ownershipOfInput(item, path);
+      if (conflict) owned.push(conflict);
+      return conflict !== undefined;
+    };
     const changes: Change[] = [];
     const paths = new Map<Change, string>();
     const byKey = new Map<string, string>();
@@ -70,12 +97,14 @@ export class ChangesService {
       }
     };
     for (const [i, item] of apply.entries()) {
+      if (isOwned(item, `apply[${i}]`)) continue;
       collect(() => {
         const r = parseResource(item, `apply[${i}]`);
         add({ op: 'put', kind: r.kind, namespace: r.namespace, name: r.name, spec: r.spec }, `apply[${i}]`);
       });
     }
     for (const [i, item] of del.entries()) {
+      if (isOwned(item, `delete[${i}]`)) continue;
       collect(() => {
         const r = parseResourceRef(item, `delete[${i}]`);
         add({ op: 'delete', kind: r.kind, namespace: r.namespace, name: r.name }, `delete[${i}]`);
@@ -84,7 +113,7 @@ export class ChangesService {
     if (apply.length === 0 && del.length === 0) {
       details.push({ path: 'apply', message: 'nothing to change: apply and delete are both empty' });
     }
-    if (details.length > 0) {
+    if (details.length > 0 && owned.length === 0) {
       const more = details.length > 1 ? ` (and ${details.length - 1} more)` : '';
       throw new ValidationError(
         `invalid change request: ${details[0]!.path} ${details[0]!.message}${more}`,
@@ -92,6 +121,6 @@ export class ChangesService {
       );
     }
     // The store hands `validate` the effective changes, a filtered subset of these same objects.
-    return { changes, pathOf: (c) => paths.get(c) ?? byKey.get(refKey(c)) ?? refKey(c) };
+    return { changes, pathOf: (c) => paths.get(c) ?? byKey.get(refKey(c)) ?? refKey(c), owned };
   }
 }

@@ -9,11 +9,19 @@ import {
   validateChangeSet,
 } from '@meshplane/domain';
 import { EventStore } from '@meshplane/event-store';
+import { isTracing, type Link, linkTo, withSpan } from '@meshplane/telemetry';
 import { Injectable } from '@nestjs/common';
 import { MetricsService } from '../common/metrics.service';
 import { parseInput } from '../common/validation';
 import { RollbackRequestSchema } from './changes.schemas';
-import { fingerprint, toOutcome, type WriteContext, type WriteOutcome } from './write-context';
+import {
+  fingerprint,
+  recordAppend,
+  storedTraceContext,
+  toOutcome,
+  type WriteContext,
+  type WriteOutcome,
+} from './write-context';
 
 export type RollbackOutcome =
   | WriteOutcome
@@ -82,20 +90,38 @@ export class RollbackService {
         body: { revision: current.revision, unchanged: true },
       };
     }
-    const result = await this.store.append(changes, {
-      actor: ctx.actor,
-      reason: req.reason,
-      requestId: ctx.requestId,
-      traceContext: ctx.traceContext ?? null,
-      ...(ctx.idempotencyKey
-        ? { idempotencyKey: ctx.idempotencyKey, idempotencyFingerprint: fingerprint('rollback', body) }
-        : {}),
-      // The changes were computed from `current`: if another revision landed since, they may be wrong.
-      expectedRevision: req.expectedRevision ?? current.revision,
-      restoredFromRevision: req.toRevision,
-      validate: (view, effective) =>
-        validateChangeSet(view, effective, (i) => `rollback[${refKey(effective[i]!)}]`),
-    });
+    // The rollback's trace links to the trace of the revision it restores.
+    const links: Link[] = [];
+    if (isTracing()) {
+      const [restored] = await this.store.listChangeSets({ fromRevision: req.toRevision, limit: 1 });
+      const link = linkTo(restored?.revision === req.toRevision ? restored.traceContext : null, {
+        'mesh.revision': req.toRevision,
+      });
+      if (link) links.push(link);
+    }
+    const append = {
+      attributes: { 'mesh.changes': changes.length, 'mesh.restored_from_revision': req.toRevision },
+      links,
+    };
+    const result = await withSpan('mesh.change.append', append, async (span) =>
+      recordAppend(
+        span,
+        await this.store.append(changes, {
+          actor: ctx.actor,
+          reason: req.reason,
+          requestId: ctx.requestId,
+          traceContext: storedTraceContext(ctx),
+          ...(ctx.idempotencyKey
+            ? { idempotencyKey: ctx.idempotencyKey, idempotencyFingerprint: fingerprint('rollback', body) }
+            : {}),
+          // The changes were computed from `current`: if another revision landed since, they may be wrong.
+          expectedRevision: req.expectedRevision ?? current.revision,
+          restoredFromRevision: req.toRevision,
+          validate: (view, effective) =>
+            validateChangeSet(view, effective, (i) => `rollback[${refKey(effective[i]!)}]`),
+        }),
+      ),
+    );
     this.metrics.observeAppend(result.status);
     return toOutcome(result);
   }

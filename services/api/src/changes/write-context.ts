@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson, ValidationError } from '@meshplane/domain';
 import type { AppendResult, ChangeSet } from '@meshplane/event-store';
+import { type Span, traceContextOf } from '@meshplane/telemetry';
 import { type ApiRequest, type ApiResponse, header } from '../common/http';
 
 /** Who writes and how the write is tied to its request (log, idempotency, trace). */
@@ -83,4 +84,24 @@ export function sendOutcome(res: ApiResponse, outcome: WriteOutcome): Record<str
   else res.locals.revision = outcome.revision;
   res.setHeader('Location', `/v1/revisions/${outcome.revision}`);
   return outcome.body;
+}
+
+/**
+ * The trace context stored with the change set: the active `mesh.change.append` span when
+ * tracing is on (the relay continues the trace from it), else the caller's traceparent header.
+ */
+export function storedTraceContext(ctx: WriteContext): string | null {
+  return traceContextOf()?.traceparent ?? ctx.traceContext ?? null;
+}
+
+/** What the append did, on its span. */
+export function recordAppend(span: Span, result: AppendResult): AppendResult {
+  span.setAttribute('mesh.append.status', result.status);
+  if (result.status === 'unchanged') span.setAttribute('mesh.revision', result.headRevision);
+  else
+    span.setAttributes({
+      'mesh.revision': result.changeSet.revision,
+      'mesh.events': result.changeSet.eventCount,
+    });
+  return result;
 }

@@ -1,6 +1,7 @@
 import { NotFoundError } from '@meshplane/domain';
 import { EventStore } from '@meshplane/event-store';
 import type { NodeStatus } from '@meshplane/messaging';
+import { traceIdOf } from '@meshplane/telemetry';
 import { Inject, Injectable } from '@nestjs/common';
 import { API_CONFIG } from '../common/logger';
 import { type ApiConfig, DEFAULT_NODE_OFFLINE_AFTER_MS } from '../config';
@@ -27,6 +28,8 @@ export interface PropagationResponse {
   publishedAt: Date | null;
   /** publishedAt − committedAt. */
   publishLatencyMs: number | null;
+  /** The revision's OpenTelemetry trace (from its stored trace context), to open in Jaeger or Tempo. */
+  traceId: string | null;
   nodes: NodePropagation[];
 }
 
@@ -63,8 +66,9 @@ export class NodesService {
   }
 
   async propagation(revision: number): Promise<PropagationResponse> {
-    const committedAt = (await this.commitTimes([revision])).get(revision);
-    if (!committedAt) {
+    const [header] = await this.store.listChangeSets({ fromRevision: revision, limit: 1 });
+    const committedAt = header?.revision === revision ? header.createdAt : undefined;
+    if (!header || !committedAt) {
       throw new NotFoundError(`revision ${revision} does not exist`, [
         { path: 'rev', message: 'no such revision' },
       ]);
@@ -82,6 +86,7 @@ export class NodesService {
       committedAt,
       publishedAt,
       publishLatencyMs: publishedAt ? publishedAt.getTime() - committedAt.getTime() : null,
+      traceId: traceIdOf(header.traceContext),
       nodes,
     };
   }

@@ -1,0 +1,17 @@
+import { type InstrumentationName, startTelemetry } from './sdk';
+import { tracingSettings } from './settings';
+
+/**
+ * What the register-<service> entry points share. A bad OTEL_* value is reported like any other
+ * configuration error (exit 2), before the service loads anything else.
+ */
+export function registerFromEnv(defaultServiceName: string, instrumentations: InstrumentationName[]): void {
+  try {
+    startTelemetry(tracingSettings(process.env, defaultServiceName), instrumentations);
+  } catch (err) {
+    process.stderr.write(
+      `${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'invalid configuration', service: defaultServiceName, error: (err as Error).message })}\n`,
+    );
+    process.exit(2);
+  }
+}
