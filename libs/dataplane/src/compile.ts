@@ -6,12 +6,11 @@ import {
   chooseRoute,
   type Dest,
   type Frontend,
-  frontendsOf,
-  parseWorkload,
   targetOf,
   type Workload,
   WorkloadIndex,
 } from './frontends';
+import { globalKeyOf, groupFrontends, scopedWorkload } from './global';
 import { type IdAllocator, type IdAssignments, IdAllocator as Ids } from './ids';
 import { MAX_SLOTS_PER_SERVICE } from './layout';
 import { emptyMapSet, type MapSet } from './maps';
@@ -30,6 +29,9 @@ import { emptyMapSet, type MapSet } from './maps';
  *   caller of connect() is always local.
  * - AuthorizationPolicy.ports are service ports: a policy covers the frontends
  *   of those ports (all ports when absent).
+ * - Imported resources (federation) never select or get selected across
+ *   clusters and are never local to this node; a local Service and its imported
+ *   namesakes compile as one global service with affinity (global.ts).
  *
  * Specs come from the log, which validated them; a malformed one is skipped
  * and named in `stats.skipped` rather than crashing every agent of the cluster.
@@ -175,21 +177,25 @@ export function compile(state: MeshState, node: string, opts: CompileOptions = {
   const cgroupIdOf = opts.cgroupIdOf ?? fakeCgroupId;
   const skipped: string[] = [];
   const index = new WorkloadIndex();
-  const services: StoredResource[] = [];
+  const services = new Map<string, StoredResource[]>();
   const routes = new Map<string, Set<StoredResource>>();
   const policies = new Map<string, Set<StoredResource>>();
   const local: Workload[] = [];
 
   for (const [key, r] of state.resources) {
-    if (r.kind === 'Service') services.push(r);
-    else if (r.kind === 'Workload') {
-      const w = parseWorkload(key, r);
+    if (r.kind === 'Service') {
+      const g = globalKeyOf(r);
+      const members = services.get(g);
+      if (members) members.push(r);
+      else services.set(g, [r]);
+    } else if (r.kind === 'Workload') {
+      const w = scopedWorkload(key, r);
       if (!w) {
         skipped.push(`${key}: malformed Workload spec`);
         continue;
       }
       index.add(w);
-      if (w.node === node) local.push(w);
+      if (w.node === node && r.origin === undefined) local.push(w);
     } else if (r.kind === 'Route' || r.kind === 'AuthorizationPolicy') {
       const target = targetOf(r);
       if (target) addTo(r.kind === 'Route' ? routes : policies, target, r);
@@ -202,14 +208,14 @@ export function compile(state: MeshState, node: string, opts: CompileOptions = {
 
   const frontends: Frontend[] = [];
   const addrs = new Addresses();
-  for (const svc of services) {
-    const key = `${svc.namespace}/${svc.name}`;
+  for (const [key, members] of services) {
     try {
       const pols = [...(policies.get(key) ?? [])];
       const route = chooseRoute(routes.get(key));
-      frontends.push(...frontendsOf(svc, addrs, index, route, pols, localIdentities, localAddrs, maxSlots));
+      const ctx = { addrs, index, route, policies: pols, localIdentities, localAddrs, maxSlots };
+      frontends.push(...groupFrontends(members, ctx));
     } catch (err) {
-      skipped.push(`${svc.kind}/${svc.namespace}/${svc.name}: ${(err as Error).message}`);
+      skipped.push(`Service/${key}: ${(err as Error).message}`);
     }
   }
 

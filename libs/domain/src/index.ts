@@ -2,6 +2,8 @@ export * from './canonical';
 export * from './diff';
 export * from './errors';
 export * from './events';
+export * from './federation';
+export * from './federation-rules';
 export * from './resource';
 export * from './schemas';
 export * from './state';

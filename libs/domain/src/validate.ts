@@ -1,5 +1,7 @@
 import { type ErrorDetail, ValidationError } from './errors';
 import type { Change } from './events';
+import { globalKeyOf } from './federation';
+import { ownershipConflicts, ownershipError } from './federation-rules';
 import { type ResourceRef, refKey, type StoredResource } from './resource';
 import { parseResource, parseResourceRef } from './schemas';
 import type { MeshState } from './state';
@@ -9,6 +11,8 @@ import type { MeshState } from './state';
  * identical interface, so either side can hand one to the other.
  */
 export interface StateView {
+  /** Revision of the state (for the head a ConflictError reports); absent when unknown. */
+  revision?: number;
   get(ref: ResourceRef): StoredResource | undefined;
   list(kind?: string): Iterable<StoredResource>;
   /** Optional index: Services that use `vip:port/protocol`. Without it, validation scans. */
@@ -19,6 +23,7 @@ export interface StateView {
 
 export function viewOf(state: MeshState): StateView {
   return {
+    revision: state.revision,
     get: (ref) => state.resources.get(refKey(ref)),
     *list(kind?: string) {
       for (const r of state.resources.values()) if (kind === undefined || r.kind === kind) yield r;
@@ -72,6 +77,7 @@ export function overlay(base: StateView, changes: readonly Change[], revision = 
   }
   return {
     ...indexes,
+    ...(base.revision !== undefined ? { revision: base.revision } : {}),
     get(ref) {
       const o = overrides.get(refKey(ref));
       return o === undefined ? base.get(ref) : (o ?? undefined);
@@ -128,12 +134,18 @@ export function vipKeys(spec: Record<string, unknown>): string[] {
  * schema of each change, duplicates, Service references of puts, referrers of
  * deleted Services, VIP collisions of put Services. The two indexes that need
  * a scan (VIPs, referrers) are built lazily, at most once per call.
+ *
+ * These are the rules for LOCAL writes: a change to anything another cluster
+ * owns (dotted name, origin) is a ConflictError naming the owner, before
+ * anything else is checked. Imports use `validateImport` (federation.ts).
  */
 export function validateChangeSet(
   current: StateView,
   changes: readonly Change[],
   pathOf: (index: number) => string = (i) => `changes[${i}]`,
 ): void {
+  const owned = ownershipConflicts(current, changes, pathOf);
+  if (owned.length > 0) throw ownershipError(owned, current.revision ?? 0);
   const details: ErrorDetail[] = [];
   const firstIndex = new Map<string, number>();
   // Schema-invalid puts are reported and then skipped: their spec shape is unknown.
@@ -176,9 +188,11 @@ export function validateChangeSet(
           return vips.get(vk) ?? [];
         };
         const self = refKey(c);
+        const group = globalKeyOf(c);
         vipKeys(c.spec).forEach((vk, j) => {
           for (const other of sortedRefs(usersOf(vk))) {
-            if (refKey(other) === self) continue;
+            // A global service's local and imported Services may share a VIP.
+            if (refKey(other) === self || globalKeyOf(other) === group) continue;
             details.push({
               path: `${pathOf(i)}.spec.ports[${j}]`,
               message: `${show(c)} and ${show(other)} both use ${vk}`,
