@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm run down`: stops the processes that `npm run up` started (by their pid files):
-# the API, the relay, the node agent and the example echo servers. Stopping the agent
+# the API, the relay, the node agent and the example echo servers, and for
+# `npm run up -- --clusters N` every cluster's NATS server, API, relay, importer and agent. Stopping the agent
 # leaves its BPF programs attached and its maps pinned (a restarted agent adopts them).
 #
 # `npm run down -- --purge` also removes the node's data plane: detaches the programs,
@@ -30,6 +31,8 @@ for pidfile in .run/*.pid; do
 done
 
 [ "$purge" = 1 ] || exit 0
+# The NATS stores of `npm run up -- --clusters N` (its databases meshplane_<cluster> are kept).
+if [ -d .run/fed ]; then rm -rf .run/fed && echo "[down] removed the federation clusters' NATS stores (.run/fed)"; fi
 if [ ! -s .run/agent.env ]; then
   echo "[down] --purge: no .run/agent.env (was the agent started by npm run up?): nothing to tear down"
   exit 0

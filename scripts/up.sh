@@ -17,9 +17,39 @@ cd "$(dirname "$0")/.."
 log() { printf '[up] %s\n' "$*" >&2; }
 die() { printf '[up] ERROR: %s\n' "$*" >&2; exit 1; }
 
+usage() {
+  cat <<'USAGE'
+usage: npm run up [-- --clusters N]
+
+  (no flags)      one cluster: API, relay and a node agent on the local Postgres and NATS,
+                  with examples/bookinfo.yaml applied
+  --clusters N    N = 2 or 3 federated clusters on this machine (east, west[, north]): one
+                  NATS server each (infra/federation/<cluster>.conf, JetStream domain = cluster,
+                  leafnodes to the hub east), one database each (meshplane_<cluster>), and per
+                  cluster the API (ports 8181, 8182, 8183), relay, importer and one agent on the
+                  memory map backend; east exports `web` (infra/federation/example-*.yaml).
+                  MESH_FEDERATION_CACHE_TTL (default 30s) sets how long west keeps east's
+                  backends once the link is cut.
+  -h, --help      this text
+
+npm run down stops what either form started.
+USAGE
+}
+clusters=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --clusters) [ $# -ge 2 ] || die "--clusters needs a number"; clusters=$2; shift 2 ;;
+    --clusters=*) clusters=${1#--clusters=}; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+done
+case "$clusters" in 1 | 2 | 3) ;; *) die "--clusters takes 1, 2 or 3 (got $clusters)" ;; esac
+
 bash scripts/ensure-env.sh
 log "building"
 npm run -s build
+if [ "$clusters" -gt 1 ]; then exec bash infra/federation/up-clusters.sh "$clusters"; fi
 
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/meshplane}"
 export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"

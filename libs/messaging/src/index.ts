@@ -1,4 +1,5 @@
 export * from './connection';
+export * from './federation';
 export * from './names';
 export * from './node-status';
 export * from './publish';

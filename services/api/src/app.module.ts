@@ -11,6 +11,8 @@ import { ApiExceptionFilter } from './common/error.filter';
 import { API_CONFIG, ApiLogger } from './common/logger';
 import { MetricsService } from './common/metrics.service';
 import type { ApiConfig } from './config';
+import { FederationController } from './federation/federation.controller';
+import { FederationService } from './federation/federation.service';
 import { NodesController } from './nodes/nodes.controller';
 import { NodesService } from './nodes/nodes.service';
 import { NodeStatusSource } from './nodes/status-source';
@@ -42,6 +44,7 @@ export class AppModule {
         TokensController,
         NodesController,
         OpsController,
+        FederationController,
       ],
       providers: [
         { provide: API_CONFIG, useValue: config },
@@ -68,6 +71,7 @@ export class AppModule {
         AuditService,
         NodeStatusSource,
         NodesService,
+        FederationService,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
       ],

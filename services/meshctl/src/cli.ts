@@ -7,11 +7,13 @@ import { registerApply } from './commands/apply';
 import { registerAudit } from './commands/audit';
 import { registerDelete } from './commands/delete';
 import { registerDiff } from './commands/diff';
+import { registerFederation } from './commands/federation';
 import { registerGet } from './commands/get';
 import { registerHistory } from './commands/history';
 import { registerRollback } from './commands/rollback';
 import { registerShow } from './commands/show';
 import { registerStatus } from './commands/status';
+import { registerTrace } from './commands/trace';
 import { registerVerify } from './commands/verify';
 import { registerWait } from './commands/wait';
 import { Context, type Io, secondsParser } from './context';
@@ -78,8 +80,10 @@ export function buildProgram(ctx: Context): Command {
   registerRollback(program, ctx);
   registerAudit(program, ctx);
   registerVerify(program, ctx);
+  registerTrace(program, ctx);
   registerStatus(program, ctx);
   registerWait(program, ctx);
+  registerFederation(program, ctx);
   return program;
 }
 

@@ -43,7 +43,7 @@ export function redactNatsUrls(urls: string): string {
     .join(',');
 }
 
-interface Handles {
+export interface Handles {
   nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
@@ -107,7 +107,7 @@ export class NodeStatusSource implements OnApplicationShutdown {
   }
 
   /** Runs `fn` with live handles; every NATS failure becomes a 503 that says what was unreachable. */
-  private async use<T>(what: string, fn: (h: Handles) => Promise<T>): Promise<T> {
+  async use<T>(what: string, fn: (h: Handles) => Promise<T>): Promise<T> {
     const h = await this.handlesOrUnavailable();
     try {
       return await fn(h);

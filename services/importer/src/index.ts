@@ -1,0 +1,3 @@
+export * from './config';
+export * from './importer';
+export * from './peer-link';
