@@ -220,6 +220,7 @@ describe('propagation of one revision', () => {
       appliedRevision: 3,
       appliedAt: new Date(c3 + 25).toISOString(),
       latencyMs: c3 + 25 - c2,
+      receivedAt: null,
       detail: null,
     });
     expect(nodes['node-error']).toMatchObject({ state: 'APPLIED', latencyMs: 15 });

@@ -305,6 +305,14 @@ describe('one change is one trace, from the API call to every node', () => {
     const r = await call('GET', `/v1/revisions/${revision}/propagation`);
     expect(r.status).toBe(200);
     expect(r.body.traceId).toBe(traceId);
+    // Each node applied this revision on its own, so the row says when it arrived there too.
+    expect(r.body.nodes).toHaveLength(NODES.length);
+    for (const n of r.body.nodes) {
+      expect(n.state).toBe('APPLIED');
+      const received = Date.parse(n.receivedAt);
+      expect(received).toBeGreaterThanOrEqual(Date.parse(r.body.publishedAt));
+      expect(received).toBeLessThanOrEqual(Date.parse(n.appliedAt));
+    }
   });
 
   it('serves Prometheus metrics on the relay and on each agent', async () => {

@@ -21,9 +21,13 @@ const statusArb: fc.Arbitrary<NodeStatus> = fc.record(
     state: fc.constantFrom('STARTING', 'BOOTSTRAPPING', 'APPLYING', 'READY', 'ERROR', 'STOPPING' as const),
     failedRevision: fc.option(fc.nat(), { nil: null }),
     lastErrorAt: fc.option(date, { nil: null }),
-    recentApplies: fc.array(fc.record({ revision: fc.nat(), appliedAt: date, durationMs: fc.nat() }), {
-      maxLength: 5,
-    }),
+    recentApplies: fc.array(
+      fc.record(
+        { revision: fc.nat(), appliedAt: date, durationMs: fc.nat(), receivedAt: date },
+        { requiredKeys: ['revision', 'appliedAt', 'durationMs'] },
+      ),
+      { maxLength: 5 },
+    ),
   },
   {
     requiredKeys: [

@@ -45,6 +45,8 @@ export interface AppliedRecord {
   revision: number;
   appliedAt: Date;
   durationMs: number;
+  /** When the agent received this revision from the stream; only set when the apply was for it alone. */
+  receivedAt?: Date;
 }
 
 export const NODE_STATUS_FORMAT_VERSION = 1;
@@ -67,7 +69,14 @@ const WireSchema = z.object({
   failedRevision: rev.nullable().optional(),
   lastErrorAt: isoDate.nullable().optional(),
   recentApplies: z
-    .array(z.object({ revision: rev, appliedAt: isoDate, durationMs: z.number().nonnegative() }))
+    .array(
+      z.object({
+        revision: rev,
+        appliedAt: isoDate,
+        durationMs: z.number().nonnegative(),
+        receivedAt: isoDate.optional(),
+      }),
+    )
     .optional(),
   dataplane: z.record(z.string(), z.unknown()).optional(),
 });
@@ -89,18 +98,19 @@ const isoOrNull = (d: Date | null | undefined, field: string) => (d ? iso(d, fie
 
 // An agent re-encodes the same (immutable) history records on every write; their wire form is
 // kept so that a write costs one stringify of the record list, not 64 toISOString calls.
-type AppliedWire = { revision: number; appliedAt: string; durationMs: number };
+type AppliedWire = { revision: number; appliedAt: string; durationMs: number; receivedAt?: string };
 const appliedWire = new WeakMap<AppliedRecord, { ms: number; wire: AppliedWire }>();
 const appliedToWire = (a: AppliedRecord): AppliedWire => {
   const hit = appliedWire.get(a);
   const ms = a.appliedAt instanceof Date ? a.appliedAt.getTime() : Number.NaN;
   if (hit && hit.ms === ms && hit.wire.revision === a.revision && hit.wire.durationMs === a.durationMs)
     return hit.wire;
-  const wire = {
+  const wire: AppliedWire = {
     revision: a.revision,
     appliedAt: iso(a.appliedAt, 'recentApplies.appliedAt'),
     durationMs: a.durationMs,
   };
+  if (a.receivedAt !== undefined) wire.receivedAt = iso(a.receivedAt, 'recentApplies.receivedAt');
   appliedWire.set(a, { ms, wire });
   return wire;
 };

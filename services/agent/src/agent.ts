@@ -143,7 +143,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const stream = streamName(config.cluster);
 
   let state: MeshState = emptyState();
-  let queue: Array<{ seq: number; data: Uint8Array; headers?: MsgHdrs | undefined }> = [];
+  let queue: Array<{ seq: number; data: Uint8Array; headers?: MsgHdrs | undefined; receivedAt: number }> = [];
+  // When the newest folded revision arrived, and whether it was folded alone (not coalesced):
+  // only then is its receive time that revision's own, for `meshctl trace`.
+  let received: { revision: number; at: number; alone: boolean } | undefined;
   const observer = deps.observer ?? new AgentObserver(config.node, config.cluster);
   let minApply = 0;
   let lastSubmitted = -1;
@@ -191,7 +194,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   });
   const onOutcome = (o: ApplyOutcome) => {
     observer.outcome(o);
-    reporter.outcome(o, queue.length > 0);
+    const rx =
+      o.ok && o.kind === 'apply' && received?.revision === o.revision && received.alone
+        ? received.at
+        : undefined;
+    reporter.outcome(o, queue.length > 0, rx);
     if (o.ok) for (const w of [...waiters]) w();
     if (!o.ok) log.warn('apply failed', { revision: o.revision, error: o.error, retryInMs: o.retryInMs });
     else if (o.kind === 'full-pass' && o.ops > 0) {
@@ -224,10 +231,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     if (applying) return;
     applying = true;
     try {
+      const before = state.revision;
       while (queue.length > 0 && !stopped) {
         const batch = queue;
         queue = [];
-        for (const m of batch) foldRevision(m.seq, m.data, m.headers);
+        for (const m of batch) {
+          foldRevision(m.seq, m.data, m.headers);
+          if (m.seq === state.revision)
+            received = { revision: m.seq, at: m.receivedAt, alone: m.seq === before + 1 };
+        }
       }
       if (stopped || state.revision < minApply) return;
       if (state.revision === lastSubmitted && !identitiesStale) return;
@@ -379,7 +391,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     const pump = (async () => {
       for await (const m of messages) {
         observer.received(m.seq);
-        queue.push({ seq: m.seq, data: m.data, headers: m.headers });
+        queue.push({ seq: m.seq, data: m.data, headers: m.headers, receivedAt: Date.now() });
         wake?.();
       }
     })();

@@ -36,6 +36,15 @@ describe('StatusReporter', () => {
     expect(s.recentApplies!.map((a) => a.revision)).toEqual([7, 9, 12]);
   });
 
+  it('keeps the receive time of a revision applied on its own', () => {
+    const r = reporter();
+    r.outcome(ok(5, 500), false, 480);
+    r.outcome(ok(8, 800), false);
+    const [five, eight] = r.current().recentApplies!;
+    expect(five).toEqual({ revision: 5, appliedAt: new Date(500), durationMs: 4, receivedAt: new Date(480) });
+    expect(eight).not.toHaveProperty('receivedAt');
+  });
+
   it('a failure keeps the applied revision and names the failed one; a success clears the error', () => {
     const r = reporter();
     r.outcome(ok(3, 300), false);

@@ -118,8 +118,11 @@ export class StatusReporter {
     }
   }
 
-  /** Folds one apply attempt (or full pass) into the status. */
-  outcome(o: ApplyOutcome, stillBehind: boolean): void {
+  /**
+   * Folds one apply attempt (or full pass) into the status. `receivedAtMs`: when the applied
+   * revision arrived from the stream, given only when the apply was for that revision alone.
+   */
+  outcome(o: ApplyOutcome, stillBehind: boolean, receivedAtMs?: number): void {
     const s = this.status;
     if (o.ok) {
       if (o.kind === 'apply' || o.revision !== s.appliedRevision) {
@@ -134,6 +137,7 @@ export class StatusReporter {
             appliedAt: this.date(o.at),
             durationMs: o.durationMs,
           };
+          if (receivedAtMs !== undefined) rec.receivedAt = this.date(receivedAtMs);
           s.recentApplies = [...(s.recentApplies ?? []), rec].slice(-this.opts.recentApplies);
         }
       }

@@ -163,21 +163,21 @@ describe('appliedAtOf and propagationOf', () => {
 
   test('the first entry at or after the revision, when the entry before proves it was below', () => {
     const s = status({ appliedRevision: 9, recentApplies: history([2, -9_000], [6, -8_000], [9, -7_000]) });
-    expect(appliedAtOf(s, 6)).toEqual({ applied: true, known: true, at: at(-8_000) });
+    expect(appliedAtOf(s, 6)).toEqual({ applied: true, known: true, at: at(-8_000), receivedAt: null });
     // Coalesced: 3..6 were applied together by the apply that reached 6.
-    expect(appliedAtOf(s, 4)).toEqual({ applied: true, known: true, at: at(-8_000) });
-    expect(appliedAtOf(s, 7)).toEqual({ applied: true, known: true, at: at(-7_000) });
+    expect(appliedAtOf(s, 4)).toEqual({ applied: true, known: true, at: at(-8_000), receivedAt: null });
+    expect(appliedAtOf(s, 7)).toEqual({ applied: true, known: true, at: at(-7_000), receivedAt: null });
     // The oldest entry proves its own revision only.
-    expect(appliedAtOf(s, 2)).toEqual({ applied: true, known: true, at: at(-9_000) });
+    expect(appliedAtOf(s, 2)).toEqual({ applied: true, known: true, at: at(-9_000), receivedAt: null });
     expect(appliedAtOf(s, 1)).toEqual({ applied: true, known: false });
     expect(appliedAtOf(s, 10)).toEqual({ applied: false });
   });
 
   test('history in any order; without history only appliedRevision itself is known', () => {
     const s = status({ appliedRevision: 9, recentApplies: history([9, -7_000], [6, -8_000]) });
-    expect(appliedAtOf(s, 7)).toEqual({ applied: true, known: true, at: at(-7_000) });
+    expect(appliedAtOf(s, 7)).toEqual({ applied: true, known: true, at: at(-7_000), receivedAt: null });
     const bare = status({ appliedRevision: 9, appliedAt: at(-4_000) });
-    expect(appliedAtOf(bare, 9)).toEqual({ applied: true, known: true, at: at(-4_000) });
+    expect(appliedAtOf(bare, 9)).toEqual({ applied: true, known: true, at: at(-4_000), receivedAt: null });
     expect(appliedAtOf(bare, 8)).toEqual({ applied: true, known: false });
   });
 
@@ -189,8 +189,22 @@ describe('appliedAtOf and propagationOf', () => {
       appliedRevision: 9,
       appliedAt: at(-7_000),
       latencyMs: 120,
+      receivedAt: null,
       detail: null,
     });
+  });
+
+  test('receivedAt only when the apply was for that revision alone', () => {
+    const s = status({
+      appliedRevision: 9,
+      recentApplies: [
+        { revision: 6, appliedAt: at(-8_000), durationMs: 1, receivedAt: at(-8_010) },
+        { revision: 9, appliedAt: at(-7_000), durationMs: 1, receivedAt: at(-7_004) },
+      ],
+    });
+    expect(prop(s, 9, -7_120)).toMatchObject({ state: 'APPLIED', latencyMs: 120, receivedAt: at(-7_004) });
+    // 7 and 8 were coalesced into the apply that reached 9: 9's receive time is not theirs.
+    expect(prop(s, 8)).toMatchObject({ state: 'APPLIED', appliedAt: at(-7_000), receivedAt: null });
   });
 
   test('APPLIED (time unknown) when the history no longer reaches the revision', () => {

@@ -131,6 +131,8 @@ export interface NodePropagation {
   appliedAt: Date | null;
   /** appliedAt − committedAt; null when appliedAt is. */
   latencyMs: number | null;
+  /** When the agent received `revision` from the stream; null unless it applied it on its own. */
+  receivedAt: Date | null;
   /** e.g. "applied (time unknown)", the error, "at revision 4"; null for a plain APPLIED. */
   detail: string | null;
 }
@@ -148,16 +150,21 @@ export interface NodePropagation {
 export function appliedAtOf(
   status: NodeStatus,
   revision: number,
-): { applied: false } | { applied: true; known: true; at: Date } | { applied: true; known: false } {
+):
+  | { applied: false }
+  | { applied: true; known: true; at: Date; receivedAt: Date | null }
+  | { applied: true; known: false } {
   if (status.appliedRevision < revision) return { applied: false };
   const history = [...(status.recentApplies ?? [])].sort((a, b) => a.revision - b.revision);
   const i = history.findIndex((a) => a.revision >= revision);
   const entry = history[i];
-  if (entry && (i > 0 || entry.revision === revision))
-    return { applied: true, known: true, at: entry.appliedAt };
+  if (entry && (i > 0 || entry.revision === revision)) {
+    const receivedAt = entry.revision === revision ? (entry.receivedAt ?? null) : null;
+    return { applied: true, known: true, at: entry.appliedAt, receivedAt };
+  }
   // The last apply is the one that reached appliedRevision, whatever the history holds.
   if (status.appliedRevision === revision && status.appliedAt) {
-    return { applied: true, known: true, at: status.appliedAt };
+    return { applied: true, known: true, at: status.appliedAt, receivedAt: null };
   }
   return { applied: true, known: false };
 }
@@ -177,7 +184,7 @@ export function propagationOf(input: PropagationInput): NodePropagation {
   const a = appliedAtOf(s, revision);
   if (a.applied && a.known) {
     const latencyMs = a.at.getTime() - input.committedAt.getTime();
-    return { ...base, state: 'APPLIED', appliedAt: a.at, latencyMs, detail: null };
+    return { ...base, state: 'APPLIED', appliedAt: a.at, latencyMs, receivedAt: a.receivedAt, detail: null };
   }
   if (a.applied) {
     return {
@@ -185,10 +192,11 @@ export function propagationOf(input: PropagationInput): NodePropagation {
       state: 'APPLIED',
       appliedAt: null,
       latencyMs: null,
+      receivedAt: null,
       detail: `applied (time unknown): the node is at revision ${s.appliedRevision} and its recent-apply history no longer shows when it reached ${revision}`,
     };
   }
-  const pending = { ...base, appliedAt: null, latencyMs: null };
+  const pending = { ...base, appliedAt: null, latencyMs: null, receivedAt: null };
   if (isOffline(s, input.now, input.offlineAfterMs)) {
     const age = seconds(Math.max(0, input.now.getTime() - s.heartbeatAt.getTime()));
     return {

@@ -190,6 +190,10 @@ function buildDocument(): Json {
               appliedRevision: int,
               appliedAt: nullable(time),
               latencyMs: nullable({ type: 'number', description: 'appliedAt - committedAt' }),
+              receivedAt: nullable({
+                ...time,
+                description: 'when the agent received the revision; null when coalesced with others',
+              }),
               detail: nullable({ type: 'string' }),
             }),
           },
