@@ -102,6 +102,28 @@ describe('AgentObserver', () => {
     );
   });
 
+  it("the wrapper keeps a backend's hex batch path (and counts it), and adds none to one without", async () => {
+    const calls: string[] = [];
+    const inner = await MemoryMapBackend.open();
+    const withHex = Object.assign(Object.create(inner) as typeof inner, {
+      updateHex: async (map: string, keys: readonly string[], values: readonly string[]) => {
+        calls.push(`update ${map} ${keys.join(',')}=${values.join(',')}`);
+      },
+      deleteHex: async (map: string, keys: readonly string[]) => {
+        calls.push(`delete ${map} ${keys.join(',')}`);
+      },
+    });
+    const obs = new AgentObserver('n3', 'east');
+    const wrapped = obs.wrap(withHex);
+    await wrapped.updateHex!('mesh_slots', ['00', '01'], ['aa', 'bb']);
+    await wrapped.deleteHex!('mesh_slots', ['02']);
+    expect(calls).toEqual(['update mesh_slots 00,01=aa,bb', 'delete mesh_slots 02']);
+    const text = obs.render();
+    expect(text).toContain('mesh_map_ops_total{node="n3",cluster="east",map="mesh_slots",action="update"} 2');
+    expect(text).toContain('mesh_map_ops_total{node="n3",cluster="east",map="mesh_slots",action="delete"} 1');
+    expect(obs.wrap(inner).updateHex).toBeUndefined();
+  });
+
   it('a failed apply: error status and exception on the apply and map-write spans; counted', async () => {
     const obs = new AgentObserver('n2', 'east');
     obs.foldedRevision(revision(7), withTraceparent(tp(PUBLISH_4)));

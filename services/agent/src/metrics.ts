@@ -128,7 +128,7 @@ export class AgentObserver {
       this.writes.perMap.set(map, (this.writes.perMap.get(map) ?? 0) + n);
       this.ops.inc({ ...this.labels, map, action }, n);
     };
-    return {
+    const wrapped: MapBackend = {
       kind: backend.kind,
       lookup: (map, key) => backend.lookup(map, key),
       iterate: (map) => backend.iterate(map),
@@ -147,6 +147,20 @@ export class AgentObserver {
       },
       close: () => backend.close(),
     };
+    // The BPF backend's batch path from hex (one native decode per batch) must stay reachable
+    // through the wrapper: without these the reconciler falls back to two copies per entry.
+    const { updateHex, deleteHex } = backend;
+    if (updateHex)
+      wrapped.updateHex = (map, keys, values) => {
+        note(map, 'update', keys.length);
+        return updateHex.call(backend, map, keys, values);
+      };
+    if (deleteHex)
+      wrapped.deleteHex = (map, keys) => {
+        note(map, 'delete', keys.length);
+        return deleteHex.call(backend, map, keys);
+      };
+    return wrapped;
   }
 
   /** Starts the apply span of everything folded since the last apply. */
