@@ -10,19 +10,11 @@ import {
   validateChangeSet,
 } from '@meshplane/domain';
 import { EventStore } from '@meshplane/event-store';
-import { withSpan } from '@meshplane/telemetry';
 import { Injectable } from '@nestjs/common';
 import { MetricsService } from '../common/metrics.service';
 import { parseInput } from '../common/validation';
 import { ChangeRequestSchema } from './changes.schemas';
-import {
-  fingerprint,
-  recordAppend,
-  storedTraceContext,
-  toOutcome,
-  type WriteContext,
-  type WriteOutcome,
-} from './write-context';
+import { appendAudited, type WriteContext, type WriteOutcome } from './write-context';
 
 /** Turns a change request into one revision (or none), with every problem reported by field path. */
 @Injectable()
@@ -38,27 +30,19 @@ export class ChangesService {
     // Imported resources belong to their cluster: 409 naming it (federation), not a 400 for the dotted name.
     if (owned.length > 0) throw ownershipError(owned, (await this.store.head()).revision);
 
-    const append = { attributes: { 'mesh.changes': changes.length } };
-    const result = await withSpan('mesh.change.append', append, async (span) =>
-      recordAppend(
-        span,
-        await this.store.append(changes, {
-          actor: ctx.actor,
-          reason: req.reason,
-          requestId: ctx.requestId,
-          traceContext: storedTraceContext(ctx),
-          ...(ctx.idempotencyKey
-            ? { idempotencyKey: ctx.idempotencyKey, idempotencyFingerprint: fingerprint('changes', body) }
-            : {}),
-          ...(req.expectedRevision !== undefined ? { expectedRevision: req.expectedRevision } : {}),
-          // Runs under the append lock against the head state: references and VIPs are checked
-          // against exactly the state this revision will be appended to.
-          validate: (view, effective) => validateChangeSet(view, effective, (i) => pathOf(effective[i]!)),
-        }),
-      ),
+    return appendAudited(
+      this.store,
+      this.metrics,
+      { ctx, route: 'changes', body, reason: req.reason },
+      changes,
+      {
+        ...(req.expectedRevision !== undefined ? { expectedRevision: req.expectedRevision } : {}),
+        // Runs under the append lock against the head state: references and VIPs are checked
+        // against exactly the state this revision will be appended to.
+        validate: (view, effective) => validateChangeSet(view, effective, (i) => pathOf(effective[i]!)),
+      },
+      { attributes: { 'mesh.changes': changes.length } },
     );
-    this.metrics.observeAppend(result.status);
-    return toOutcome(result);
   }
 
   /** Parses every item (collecting all errors) and maps each change back to its request path. */

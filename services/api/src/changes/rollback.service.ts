@@ -9,19 +9,12 @@ import {
   validateChangeSet,
 } from '@meshplane/domain';
 import { EventStore } from '@meshplane/event-store';
-import { isTracing, type Link, linkTo, withSpan } from '@meshplane/telemetry';
+import { isTracing, type Link, linkTo } from '@meshplane/telemetry';
 import { Injectable } from '@nestjs/common';
 import { MetricsService } from '../common/metrics.service';
 import { parseInput } from '../common/validation';
 import { RollbackRequestSchema } from './changes.schemas';
-import {
-  fingerprint,
-  recordAppend,
-  storedTraceContext,
-  toOutcome,
-  type WriteContext,
-  type WriteOutcome,
-} from './write-context';
+import { appendAudited, type WriteContext, type WriteOutcome } from './write-context';
 
 export type RollbackOutcome =
   | WriteOutcome
@@ -99,30 +92,22 @@ export class RollbackService {
       });
       if (link) links.push(link);
     }
-    const append = {
-      attributes: { 'mesh.changes': changes.length, 'mesh.restored_from_revision': req.toRevision },
-      links,
-    };
-    const result = await withSpan('mesh.change.append', append, async (span) =>
-      recordAppend(
-        span,
-        await this.store.append(changes, {
-          actor: ctx.actor,
-          reason: req.reason,
-          requestId: ctx.requestId,
-          traceContext: storedTraceContext(ctx),
-          ...(ctx.idempotencyKey
-            ? { idempotencyKey: ctx.idempotencyKey, idempotencyFingerprint: fingerprint('rollback', body) }
-            : {}),
-          // The changes were computed from `current`: if another revision landed since, they may be wrong.
-          expectedRevision: req.expectedRevision ?? current.revision,
-          restoredFromRevision: req.toRevision,
-          validate: (view, effective) =>
-            validateChangeSet(view, effective, (i) => `rollback[${refKey(effective[i]!)}]`),
-        }),
-      ),
+    return appendAudited(
+      this.store,
+      this.metrics,
+      { ctx, route: 'rollback', body, reason: req.reason },
+      changes,
+      {
+        // The changes were computed from `current`: if another revision landed since, they may be wrong.
+        expectedRevision: req.expectedRevision ?? current.revision,
+        restoredFromRevision: req.toRevision,
+        validate: (view, effective) =>
+          validateChangeSet(view, effective, (i) => `rollback[${refKey(effective[i]!)}]`),
+      },
+      {
+        attributes: { 'mesh.changes': changes.length, 'mesh.restored_from_revision': req.toRevision },
+        links,
+      },
     );
-    this.metrics.observeAppend(result.status);
-    return toOutcome(result);
   }
 }

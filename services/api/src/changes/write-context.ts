@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { canonicalJson, ValidationError } from '@meshplane/domain';
-import type { AppendResult, ChangeSet } from '@meshplane/event-store';
-import { type Span, traceContextOf } from '@meshplane/telemetry';
+import { type Change, canonicalJson, ValidationError } from '@meshplane/domain';
+import type { AppendOptions, AppendResult, ChangeSet, EventStore } from '@meshplane/event-store';
+import { type Span, traceContextOf, withSpan } from '@meshplane/telemetry';
 import { type ApiRequest, type ApiResponse, header } from '../common/http';
+import type { MetricsService } from '../common/metrics.service';
 
 /** Who writes and how the write is tied to its request (log, idempotency, trace). */
 export interface WriteContext {
@@ -104,4 +105,54 @@ export function recordAppend(span: Span, result: AppendResult): AppendResult {
       'mesh.events': result.changeSet.eventCount,
     });
   return result;
+}
+
+/** What a write route adds to its append: expectations, validation, rollback origin. */
+export type RouteAppendOptions = Omit<
+  AppendOptions,
+  'actor' | 'reason' | 'requestId' | 'traceContext' | 'idempotencyKey' | 'idempotencyFingerprint'
+>;
+
+export interface AuditedWrite {
+  ctx: WriteContext;
+  /** Names the route in the idempotency fingerprint: one key reused on another route is a conflict. */
+  route: string;
+  body: unknown;
+  reason: string;
+}
+
+/**
+ * One audited append of a write route, inside its `mesh.change.append` span: who and why from
+ * the request, the idempotency key with the route's fingerprint, the stored trace context, and
+ * the append metric.
+ */
+export async function appendAudited(
+  store: EventStore,
+  metrics: MetricsService,
+  write: AuditedWrite,
+  changes: Change[],
+  options: RouteAppendOptions,
+  span: Parameters<typeof withSpan>[1],
+): Promise<WriteOutcome> {
+  const { ctx } = write;
+  const result = await withSpan('mesh.change.append', span, async (s) =>
+    recordAppend(
+      s,
+      await store.append(changes, {
+        ...options,
+        actor: ctx.actor,
+        reason: write.reason,
+        requestId: ctx.requestId,
+        traceContext: storedTraceContext(ctx),
+        ...(ctx.idempotencyKey
+          ? {
+              idempotencyKey: ctx.idempotencyKey,
+              idempotencyFingerprint: fingerprint(write.route, write.body),
+            }
+          : {}),
+      }),
+    ),
+  );
+  metrics.observeAppend(result.status);
+  return toOutcome(result);
 }

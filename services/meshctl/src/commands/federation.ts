@@ -1,22 +1,12 @@
+import type { FederationLinkStatus } from '@meshplane/messaging';
 import type { Command } from 'commander';
 import type { MeshClient } from '../client';
 import { type Context, type OutputFormat, outputOption } from '../context';
 import { clean, table, toJson, toYaml, truncate } from '../format';
 import { formatAge } from './status';
 
-/** What `GET /v1/federation` answers (services/api/src/federation). */
-export interface FederationPeerItem {
-  peer: string;
-  state: 'connected' | 'disconnected' | 'unknown';
-  since: string;
-  withdrawn: boolean;
-  lastImportedRevision: number;
-  lastImportedSeq: number;
-  lastImportRevision: number | null;
-  peerSeq: number;
-  lag: number;
-  lastError: string | null;
-  updatedAt: string;
+/** What `GET /v1/federation` answers (services/api/src/federation): each peer's link, and whether it is stale. */
+export interface FederationPeerItem extends Omit<FederationLinkStatus, 'cluster'> {
   stale: boolean;
 }
 
