@@ -47,7 +47,7 @@ import {
   pairedRatio,
   runLatency,
 } from './dataplane/latency';
-import { type MapOpsResult, runMapOps } from './dataplane/map-ops';
+import { type MapOpsResult, mapOpsSummary, runMapOpsPhase } from './dataplane/map-ops';
 import { BenchSpace, LocalAgent, NAMESPACE, NODE, service, workload } from './dataplane/mesh';
 import { buildNative, RrServer, startRr } from './dataplane/procs';
 import {
@@ -89,6 +89,8 @@ const DEFAULTS = {
   syncReps: 5,
   /** Global time limit in seconds: past it the bench cleans up and exits 124. */
   limit: 300,
+  /** Run only part 2 (map ops) and print it; writes no results file (a partial run). */
+  mapOpsOnly: false,
 };
 
 const TARGETS: Record<string, Target> = {
@@ -157,10 +159,10 @@ function findings(m: Record<string, number>, d: Record<string, unknown>): string
     ];
     const perEntry = (x: number) => Math.round(((x - a) * 1000) / head.batch);
     out.push(
-      `at N=${head.batch} a batch takes ${b} us as the reconciler's op (hex keys/values decoded straight into the ` +
+      `at N=${head.batch} a batch takes ${b} us as the reconciler's op (byte-string keys/values written straight into the ` +
         `map's reused buffers), ${e} us through BpfMapBackend.update on byte entries, ${a} us as a bare addon call ` +
         `and ${c} us from C (best rounds): the addon is at ${round(c / a, 3)} of the floor; the backend's own ` +
-        `JavaScript costs ${perEntry(b)} ns per entry from hex, ${perEntry(e)} ns from bytes. All reps pooled: ` +
+        `JavaScript costs ${perEntry(b)} ns per entry from byte strings, ${perEntry(e)} ns from bytes. All reps pooled: ` +
         `${head.batch_us.backend.p50} / ${head.batch_us.entries.p50} / ${head.batch_us.addon.p50} / ` +
         `${head.batch_us.c_floor.p50} us.`,
     );
@@ -222,6 +224,11 @@ async function main(): Promise<void> {
     if (swept.length) progress(t0, `removed leftovers of dead bench runs: ${swept.join(', ')}`);
     const tools = buildNative(cleanup);
     space = new BenchSpace(cleanup);
+    if (args.mapOpsOnly) {
+      const byBatch = await runMapOpsPhase(space, tools, args, (m) => progress(t0, m));
+      process.stdout.write(`${JSON.stringify(mapOpsSummary(byBatch, args.mapBatch), null, 2)}\n`);
+      return;
+    }
 
     // ---- the mesh: programs on <bench>/mesh, a plain sibling without programs
     const meshCg = space.cgroup('mesh');
@@ -360,19 +367,7 @@ async function main(): Promise<void> {
       progress(t0, `WARNING: sockmap case was not spliced (${JSON.stringify(sockmapCheck)})`);
 
     // ---- 2. map ops
-    const mapBackend = await space.backend('map-ops');
-    const byBatch: MapOpsResult[] = [];
-    for (const batch of [...new Set([100, args.mapBatch, 10_000])].sort((a, b) => a - b)) {
-      const r = await runMapOps(mapBackend, tools, { batch, reps: args.mapReps, rounds: args.mapRounds });
-      byBatch.push(r);
-      progress(
-        t0,
-        `map ops N=${batch}: op ${Math.round(r.per_s.backend)}/s, entries ${Math.round(r.per_s.entries)}/s, ` +
-          `addon ${Math.round(r.per_s.addon)}/s, ` +
-          `C ${Math.round(r.per_s.c_floor)}/s`,
-      );
-    }
-    await mapBackend.teardown();
+    const byBatch = await runMapOpsPhase(space, tools, args, (m) => progress(t0, m));
     const head = byBatch.find((r) => r.batch === args.mapBatch)!;
 
     // ---- 3. full sync
@@ -450,8 +445,8 @@ async function main(): Promise<void> {
         note:
           'entries/s = N / p50 batch time of the best round (per_s) or of all reps pooled (per_s_pooled); every ' +
           'timed batch replaces N existing mesh_slots entries (BPF_ANY); ' +
-          "backend = executeOp on a hex op, the reconciler's write (BpfMapBackend.updateHex: checks + one hex decode " +
-          'per buffer into reused buffers + addon + syscall), entries = BpfMapBackend.update on byte entries (checks + ' +
+          "backend = executeOp on a plan op of byte strings, the reconciler's write (BpfMapBackend.updateStrings: " +
+          'checks + one concatenation and latin1 write per buffer into reused buffers + addon + syscall), entries = BpfMapBackend.update on byte entries (checks + ' +
           'packing into reused buffers + addon + syscall), addon = updateBatch on pre-packed ' +
           'buffers, c_floor = bench/dataplane/map-floor.c (libbpf bpf_map_update_batch), same pinned map, interleaved',
         by_batch: byBatch,
@@ -514,6 +509,8 @@ async function main(): Promise<void> {
         exitCode = 1;
       }
     }
+    // Also for the early return of --map-ops-only.
+    process.exitCode = exitCode;
   }
   if (report && exitCode === 0) {
     report.durationMs = nowMs() - t0;

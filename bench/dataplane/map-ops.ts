@@ -8,18 +8,20 @@ import {
   loadAddon,
   type MapEntry,
   type Op,
-  toHex,
+  toByteString,
 } from '@meshplane/dataplane';
 import { round, summarize } from '../lib';
+import type { BenchSpace } from './mesh';
 import type { NativeTools } from './procs';
 
 /*
  * Batch map updates, four ways, against the SAME pinned mesh_slots map (a maps-only
  * backend of its own), interleaved round by round:
  *
- *   backend   executeOp(backend, op): the Reconciler's write of one batch. The op holds hex
- *             keys and values, as plan() makes them from compile()'s output (made
- *             beforehand); the timed part is BpfMapBackend.updateHex's checks, its decode
+ *   backend   executeOp(backend, op): the Reconciler's write of one batch. The op holds
+ *             byte-string keys and values (one char per byte), as plan() takes them from
+ *             compile()'s map sets (made beforehand); the timed part is
+ *             BpfMapBackend.updateStrings' checks, its concatenation and latin1 write
  *             straight into the map's reused key and value buffers, the addon call and its
  *             bpf_map_update_batch syscall.
  *   entries   BpfMapBackend.update('mesh_slots', entries) on entries encoded as bytes
@@ -54,12 +56,14 @@ function entries(n: number, rep: number): MapEntry[] {
   return out;
 }
 
-function hexOp(es: MapEntry[]): Op {
+// Keys and values as the encoders make them for map sets (one flat string each), not
+// sliced from one big string: the op must cost what a compiled op costs.
+function stringOp(es: MapEntry[]): Op {
   return {
     action: 'update',
     map: 'mesh_slots',
-    keys: es.map(([k]) => toHex(k)),
-    values: es.map(([, v]) => toHex(v)),
+    keys: es.map(([k]) => codecs.slotKey.encodeStr(codecs.slotKey.decode(k))),
+    values: es.map(([, v]) => codecs.slotValue.encodeStr(codecs.slotValue.decode(v))),
   };
 }
 
@@ -94,7 +98,8 @@ export async function runMapOps(
   // Untimed: insert the keys, and check that both sides write the same bytes.
   await backend.update('mesh_slots', entries(n, 0));
   const prepared = Array.from({ length: opts.reps }, (_, r) => entries(n, r));
-  const ops = prepared.map(hexOp);
+  const ops = prepared.map(stringOp);
+  if (ops[0]!.keys[0] !== toByteString(prepared[0]![0]![0])) throw new Error('op keys are not the entries');
   const packed = prepared.map((es) => ({
     keys: Buffer.concat(es.map(([k]) => k)),
     values: Buffer.concat(es.map(([, v]) => v)),
@@ -166,5 +171,42 @@ export async function runMapOps(
     per_s_pooled: perWay((w) => rate(times[w])),
     batch_us: perWay((w) => s(times[w])),
     round_per_s: roundRates,
+  };
+}
+
+/** Part 2 of the bench: a maps-only backend of its own, batches of 100, `mapBatch` and 10k. */
+export async function runMapOpsPhase(
+  space: BenchSpace,
+  tools: NativeTools,
+  args: { mapBatch: number; mapReps: number; mapRounds: number },
+  log: (msg: string) => void,
+): Promise<MapOpsResult[]> {
+  const mapBackend = await space.backend('map-ops');
+  const byBatch: MapOpsResult[] = [];
+  for (const batch of [...new Set([100, args.mapBatch, 10_000])].sort((a, b) => a - b)) {
+    const r = await runMapOps(mapBackend, tools, { batch, reps: args.mapReps, rounds: args.mapRounds });
+    byBatch.push(r);
+    log(
+      `map ops N=${batch}: op ${Math.round(r.per_s.backend)}/s, entries ${Math.round(r.per_s.entries)}/s, ` +
+        `addon ${Math.round(r.per_s.addon)}/s, C ${Math.round(r.per_s.c_floor)}/s`,
+    );
+  }
+  await mapBackend.teardown();
+  return byBatch;
+}
+
+/** What --map-ops-only prints: per batch size the best-round rates and the ratio to the C floor. */
+export function mapOpsSummary(byBatch: MapOpsResult[], headBatch: number): Record<string, unknown> {
+  const head = byBatch.find((r) => r.batch === headBatch);
+  return {
+    batch_vs_c_floor: head ? round(head.per_s.backend / head.per_s.c_floor, 3) : undefined,
+    by_batch: byBatch.map((r) => ({
+      batch: r.batch,
+      per_s: r.per_s,
+      vs_c_floor: round(r.per_s.backend / r.per_s.c_floor, 3),
+      pooled_vs_c_floor: round(r.per_s_pooled.backend / r.per_s_pooled.c_floor, 3),
+      batch_us_p50: perWay((w) => r.batch_us[w].p50),
+      round_per_s: r.round_per_s,
+    })),
   };
 }

@@ -4,6 +4,7 @@
  * in this process on MemoryMapBackends persisted to files, and their maps are compared with
  * compile(state). One cluster name per suite: its stream and status bucket are deleted after.
  */
+import { fromByteString } from '@meshplane/dataplane';
 import type { EventStore } from '@meshplane/event-store';
 import { streamName } from '@meshplane/messaging';
 import { policy, route, service as svc, workload as wl } from '../../libs/dataplane/src/test-fixtures';
@@ -165,7 +166,7 @@ describe('node agents', () => {
   it('a full pass repairs an entry deleted behind the agent', async () => {
     const n1 = agents.get('n1')!;
     const [key] = [...(await n1.handle.reconciler.actual()).mesh_slots.keys()];
-    await n1.backend.delete('mesh_slots', [Buffer.from(key!, 'hex')]);
+    await n1.backend.delete('mesh_slots', [fromByteString(key!)]);
     const pass = await n1.handle.reconciler.fullPass();
     expect(pass).toMatchObject({ ok: true, ops: 1 });
     await expectMapsMatch(n1.backend, await store.currentState(), 'n1');

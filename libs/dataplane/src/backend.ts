@@ -1,4 +1,4 @@
-import { codecs, toHex } from './codec';
+import { codecs, toByteString } from './codec';
 import { LAYOUT_VERSION, MANAGED_MAPS, type MapName, META_MAGIC } from './layout';
 import { emptyMapSet, type MapSet } from './maps';
 
@@ -20,9 +20,15 @@ export interface MapBackend {
   iterate(map: MapName): AsyncIterable<MapEntry>;
   update(map: MapName, entries: readonly MapEntry[]): Promise<void>;
   delete(map: MapName, keys: readonly Uint8Array[]): Promise<void>;
-  /** Optional fast paths for the same batches as hex strings (what plan ops hold). */
-  updateHex?(map: MapName, keys: readonly string[], values: readonly string[]): Promise<void>;
-  deleteHex?(map: MapName, keys: readonly string[]): Promise<void>;
+  /**
+   * Optional fast paths for the same batches as byte strings (one char per byte: what
+   * plan ops and map sets hold), with the same checks: EINVAL for a key or value of
+   * another size or a char above 0xff, ordered, `done` on a partial failure.
+   */
+  updateStrings?(map: MapName, keys: readonly string[], values: readonly string[]): Promise<void>;
+  deleteStrings?(map: MapName, keys: readonly string[]): Promise<void>;
+  /** Optional fast path for iterate(): every entry as byte strings (a snapshot). */
+  readStrings?(map: MapName): Promise<Iterable<readonly [key: string, value: string]>>;
   /** The checkpoint stored WITH the maps; undefined when no agent has written one. */
   readMeta(): Promise<Meta | undefined>;
   writeMeta(meta: Meta): Promise<void>;
@@ -104,7 +110,9 @@ export const META_KEY = codecs.metaKey.encode({ index: 0 });
 export async function readMaps(backend: MapBackend): Promise<MapSet> {
   const out = emptyMapSet();
   for (const m of MANAGED_MAPS) {
-    for await (const [k, v] of backend.iterate(m)) out[m].set(toHex(k), toHex(v));
+    const into = out[m];
+    if (backend.readStrings) for (const [k, v] of await backend.readStrings(m)) into.set(k, v);
+    else for await (const [k, v] of backend.iterate(m)) into.set(toByteString(k), toByteString(v));
   }
   return out;
 }

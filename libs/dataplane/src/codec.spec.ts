@@ -1,5 +1,16 @@
 import fc from 'fast-check';
-import { type Codec, codecs, fromHex, ipv4ToU32, toHex, u32ToIpv4 } from './codec';
+import {
+  byteStringToHex,
+  type Codec,
+  codecs,
+  fromByteString,
+  fromHex,
+  hexToByteString,
+  ipv4ToU32,
+  toByteString,
+  toHex,
+  u32ToIpv4,
+} from './codec';
 import { STRUCTS } from './layout';
 
 const hex = (b: Uint8Array) => toHex(b);
@@ -46,10 +57,12 @@ describe('codecs are byte-exact with bpf/mesh_maps.h', () => {
     expect(meta[96]).toBe('c'.charCodeAt(0));
   });
 
-  it('hex encoders agree with byte encoders on names, u64 and meta', () => {
+  it('byte-string encoders agree with byte encoders on names, u64 and meta', () => {
     for (const name of ['', 'a', 'frontend', 'x'.repeat(63), 'é']) {
-      expect(codecs.idNameValue.encodeHex({ name })).toBe(toHex(codecs.idNameValue.encode({ name })));
-      expect(codecs.idNameValue.decodeHex(codecs.idNameValue.encodeHex({ name }))).toEqual({ name });
+      const s = codecs.idNameValue.encodeStr({ name });
+      expect(s).toBe(toByteString(codecs.idNameValue.encode({ name })));
+      expect(s).toHaveLength(64);
+      expect(codecs.idNameValue.decodeStr(s)).toEqual({ name });
     }
     const meta = {
       magic: 1,
@@ -60,10 +73,31 @@ describe('codecs are byte-exact with bpf/mesh_maps.h', () => {
       node: 'n',
       cluster: 'c',
     };
-    expect(codecs.metaValue.encodeHex(meta)).toBe(toHex(codecs.metaValue.encode(meta)));
-    expect(codecs.metaValue.decodeHex(codecs.metaValue.encodeHex(meta))).toEqual(meta);
-    expect(() => codecs.serviceKey.encodeHex({ vip: 1, port: 70000, proto: 6 })).toThrow(/port/);
-    expect(() => codecs.serviceKey.decodeHex('00')).toThrow(/expected 8 bytes/);
+    expect(codecs.metaValue.encodeStr(meta)).toBe(toByteString(codecs.metaValue.encode(meta)));
+    expect(codecs.metaValue.decodeStr(codecs.metaValue.encodeStr(meta))).toEqual(meta);
+    expect(() => codecs.serviceKey.encodeStr({ vip: 1, port: 70000, proto: 6 })).toThrow(/port/);
+    expect(() => codecs.metaValue.encodeStr({ ...meta, node: 'n'.repeat(64) })).toThrow(/longer than/);
+    expect(() => codecs.metaValue.encodeStr({ ...meta, magic: undefined as unknown as number })).toThrow(
+      /magic is missing/,
+    );
+    expect(() => codecs.serviceKey.decodeStr('\0')).toThrow(/expected 8 bytes/);
+    expect(() => codecs.serviceKey.decodeStr('\0\0\0\0\u0100\0\0\0')).toThrow(/not a byte string/);
+  });
+
+  it('byte strings: one char per byte, hex for display, chars above 0xff refused', () => {
+    const bytes = Uint8Array.from([0, 1, 0x7f, 0x80, 0xfe, 0xff]);
+    const s = toByteString(bytes);
+    expect(s).toBe('\x00\x01\x7f\x80\xfe\xff');
+    expect(fromByteString(s)).toEqual(bytes);
+    expect(byteStringToHex(s)).toBe('00017f80feff');
+    expect(hexToByteString('00017f80feff')).toBe(s);
+    expect(() => fromByteString('\u0101')).toThrow(/not a byte string/);
+    // Map keys: distinct bytes are distinct strings, equal bytes equal ones.
+    const k1 = codecs.slotKey.encodeStr({ service_id: 1, generation: 2, slot: 3 });
+    const k2 = codecs.slotKey.encodeStr({ service_id: 1, generation: 2, slot: 3 });
+    expect(k1 === k2).toBe(true);
+    expect(k1).not.toBe(codecs.slotKey.encodeStr({ service_id: 1, generation: 2, slot: 4 }));
+    expect(byteStringToHex(k1)).toBe('01000000' + '0200' + '0300');
   });
 
   it('names are NUL padded and must leave room for the terminator', () => {
@@ -107,10 +141,11 @@ describe('codecs are byte-exact with bpf/mesh_maps.h', () => {
             const c = codecs[name] as unknown as Codec<unknown>;
             const bytes = c.encode(value);
             expect(c.decode(bytes)).toEqual(value);
-            // The hex path (what map sets hold) is the same bytes.
-            expect(c.encodeHex(value)).toBe(toHex(bytes));
-            expect(c.decodeHex(toHex(bytes))).toEqual(value);
-            expect(c.decode(fromHex(c.encodeHex(value)))).toEqual(value);
+            // The byte-string path (what map sets hold) is the same bytes.
+            expect(c.encodeStr(value)).toBe(toByteString(bytes));
+            expect(c.decodeStr(toByteString(bytes))).toEqual(value);
+            expect(c.decode(fromByteString(c.encodeStr(value)))).toEqual(value);
+            expect(c.decode(fromHex(byteStringToHex(c.encodeStr(value))))).toEqual(value);
           }
         },
       ),

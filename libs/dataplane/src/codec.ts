@@ -1,4 +1,4 @@
-import { hexDecoder, hexEncoder } from './hex';
+import { byteStringDecoder, byteStringEncoder, NOT_A_BYTE } from './bytestr';
 import { type FieldDef, STRUCTS, type StructDef, type StructName } from './layout';
 
 /*
@@ -111,21 +111,21 @@ export interface Codec<T> {
   readonly def: StructDef;
   encode(value: T): Uint8Array;
   decode(bytes: Uint8Array): T;
-  /** The same bytes as lower-case hex (the form map sets hold). */
-  encodeHex(value: T): string;
-  decodeHex(hex: string): T;
+  /** The same bytes as a byte string, one char per byte (the form map sets and plan ops hold). */
+  encodeStr(value: T): string;
+  decodeStr(s: string): T;
 }
 
 function codec<T>(name: StructName): Codec<T> {
   const def: StructDef = STRUCTS[name];
-  const toHexStr = hexEncoder(def);
-  const fromHexStr = hexDecoder(def);
+  const toStr = byteStringEncoder(def);
+  const fromStr = byteStringDecoder(def);
   return {
     def,
     encode: (v) => encodeStruct(def, v as Record<string, unknown>),
     decode: (b) => decodeStruct(def, b) as T,
-    encodeHex: (v) => toHexStr(v as Record<string, unknown>),
-    decodeHex: (h) => fromHexStr(h) as T,
+    encodeStr: (v) => toStr(v as Record<string, unknown>),
+    decodeStr: (s) => fromStr(s) as T,
   };
 }
 
@@ -263,13 +263,33 @@ export function protoName(proto: number): string {
   return proto === 6 ? 'TCP' : proto === 17 ? 'UDP' : String(proto);
 }
 
-/** Lower-case hex of bytes: the key of an entry in in-memory map sets. */
+/** Lower-case hex of bytes: how keys and values are shown to people (errors, status, logs). */
 export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
 export function fromHex(hex: string): Uint8Array {
   return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+/** Bytes -> byte string (one char per byte): the form of keys and values in map sets. */
+export function toByteString(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+/** Byte string -> bytes; throws on a char above 0xff (it would be cut to its low byte). */
+export function fromByteString(s: string): Uint8Array {
+  if (NOT_A_BYTE.test(s)) throw new RangeError('not a byte string: a char is above 0xff');
+  return new Uint8Array(Buffer.from(s, 'latin1'));
+}
+
+/** A byte string as lower-case hex, for display. */
+export function byteStringToHex(s: string): string {
+  return Buffer.from(s, 'latin1').toString('hex');
+}
+
+export function hexToByteString(hex: string): string {
+  return Buffer.from(hex, 'hex').toString('latin1');
 }
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -10,23 +10,23 @@ import { policy, remove, route, service, stateOf, workload } from './test-fixtur
 function view(c: CompiledMaps) {
   const backends = new Map<number, string>();
   for (const [k, v] of c.maps.mesh_backends) {
-    const b = codecs.backendValue.decodeHex(v);
+    const b = codecs.backendValue.decodeStr(v);
     const ip = [b.addr >>> 24, (b.addr >>> 16) & 255, (b.addr >>> 8) & 255, b.addr & 255].join('.');
     backends.set(
-      codecs.backendKey.decodeHex(k).backend_id,
+      codecs.backendKey.decodeStr(k).backend_id,
       `${ip}:${b.port}${b.flags & BE_F_LOCAL ? '*' : ''}`,
     );
   }
   const out: Record<string, { id: number; flags: number; slots: string[] }> = {};
   for (const [k, v] of c.maps.mesh_services) {
-    const key = codecs.serviceKey.decodeHex(k);
-    const s = codecs.serviceValue.decodeHex(v);
+    const key = codecs.serviceKey.decodeStr(k);
+    const s = codecs.serviceValue.decodeStr(v);
     const slots: string[] = [];
     for (let slot = 0; slot < s.slot_count; slot++) {
       const sv = c.maps.mesh_slots.get(
-        codecs.slotKey.encodeHex({ service_id: s.service_id, generation: s.generation, slot }),
+        codecs.slotKey.encodeStr({ service_id: s.service_id, generation: s.generation, slot }),
       );
-      slots.push(backends.get(codecs.slotValue.decodeHex(sv!).backend_id)!);
+      slots.push(backends.get(codecs.slotValue.decodeStr(sv!).backend_id)!);
     }
     out[`${key.vip === ipv4ToU32('127.100.0.1') ? 'vip1' : key.vip.toString(16)}:${key.port}/${key.proto}`] =
       {
@@ -153,9 +153,9 @@ describe('compile', () => {
     expect(v['vip1:443/6']!.flags).toBe(SVC_F_ALLOW | SVC_F_DENY);
     const names = new Map([...c.ids.identities].map(([n, id]) => [id, n]));
     const verdicts = [...c.maps.mesh_policy].map(([k, val]) => {
-      const key = codecs.policyKey.decodeHex(k);
+      const key = codecs.policyKey.decodeStr(k);
       const port = key.service_id === v['vip1:80/6']!.id ? 80 : 443;
-      return `${port} ${names.get(key.identity_id)} ${codecs.policyValue.decodeHex(val).action}`;
+      return `${port} ${names.get(key.identity_id)} ${codecs.policyValue.decodeStr(val).action}`;
     });
     expect(verdicts.sort()).toEqual(
       [
@@ -170,7 +170,7 @@ describe('compile', () => {
 
   it('identities: local workloads only, through cgroupIdOf (fake ids are for the memory backend)', () => {
     const c = compile(stateOf(base), 'n1');
-    const cgroups = [...c.maps.mesh_identities.keys()].map((k) => codecs.identityKey.decodeHex(k).cgroup_id);
+    const cgroups = [...c.maps.mesh_identities.keys()].map((k) => codecs.identityKey.decodeStr(k).cgroup_id);
     expect(cgroups.sort()).toEqual(
       [
         fakeCgroupId({ namespace: 'default', name: 'client-1' }),
@@ -182,7 +182,7 @@ describe('compile', () => {
       cgroupIdOf: (w) => (w.name === 'web-1' ? 4242n : undefined),
     });
     expect(
-      [...real.maps.mesh_identities.keys()].map((k) => codecs.identityKey.decodeHex(k).cgroup_id),
+      [...real.maps.mesh_identities.keys()].map((k) => codecs.identityKey.decodeStr(k).cgroup_id),
     ).toEqual([4242n]);
     expect(describeMapSet(real.maps).mesh_id_names).toHaveLength(2);
   });

@@ -126,8 +126,8 @@ export function encodeFrontend(
   const generation = table.length > 0 ? generationOf(table) : 0;
   return {
     service: [
-      codecs.serviceKey.encodeHex({ vip: f.vip, port: f.port, proto: f.proto }),
-      codecs.serviceValue.encodeHex({
+      codecs.serviceKey.encodeStr({ vip: f.vip, port: f.port, proto: f.proto }),
+      codecs.serviceValue.encodeStr({
         service_id: serviceId,
         slot_count: table.length,
         generation,
@@ -135,18 +135,18 @@ export function encodeFrontend(
       }),
     ],
     slots: table.map((id, slot) => [
-      codecs.slotKey.encodeHex({ service_id: serviceId, generation, slot }),
-      codecs.slotValue.encodeHex({ backend_id: id }),
+      codecs.slotKey.encodeStr({ service_id: serviceId, generation, slot }),
+      codecs.slotValue.encodeStr({ backend_id: id }),
     ]),
     policy: [...f.policy].map(([identity, action]) => [
-      codecs.policyKey.encodeHex({ service_id: serviceId, identity_id: identityId(identity) }),
-      codecs.policyValue.encodeHex({ action }),
+      codecs.policyKey.encodeStr({ service_id: serviceId, identity_id: identityId(identity) }),
+      codecs.policyValue.encodeStr({ action }),
     ]),
   };
 }
 
 export function encodeBackend(d: Dest, id: number): [string, string] {
-  return [codecs.backendKey.encodeHex({ backend_id: id }), codecs.backendValue.encodeHex(d)];
+  return [codecs.backendKey.encodeStr({ backend_id: id }), codecs.backendValue.encodeStr(d)];
 }
 
 /** mesh_identities and mesh_id_names for the local workloads (sorted by key; first cgroup wins). */
@@ -162,13 +162,13 @@ export function encodeIdentities(
     if (cgroupId === undefined || seen.has(cgroupId)) continue;
     seen.add(cgroupId);
     identities.push([
-      codecs.identityKey.encodeHex({ cgroup_id: cgroupId }),
-      codecs.identityValue.encodeHex({ identity_id: identityId(w.identity) }),
+      codecs.identityKey.encodeStr({ cgroup_id: cgroupId }),
+      codecs.identityValue.encodeStr({ identity_id: identityId(w.identity) }),
     ]);
   }
   const names = [...new Set(local.map((w) => w.identity))].map((name): [string, string] => [
-    codecs.idNameKey.encodeHex({ identity_id: identityId(name) }),
-    codecs.idNameValue.encodeHex({ name }),
+    codecs.idNameKey.encodeStr({ identity_id: identityId(name) }),
+    codecs.idNameValue.encodeStr({ name }),
   ]);
   return { identities, names };
 }
@@ -194,7 +194,7 @@ export function compile(state: MeshState, node: string, opts: CompileOptions = {
         skipped.push(`${key}: malformed Workload spec`);
         continue;
       }
-      index.add(w);
+      index.add(key, r);
       if (w.node === node && r.origin === undefined) local.push(w);
     } else if (r.kind === 'Route' || r.kind === 'AuthorizationPolicy') {
       const target = targetOf(r);

@@ -1,4 +1,5 @@
 import type { StoredResource } from '@meshplane/domain';
+import { type Bag, bagAdd, bagRemove, bagSize, bagValues } from './bag';
 import { ipv4ToU32, protoName, protoNumber } from './codec';
 import type { WorkloadRef } from './compile';
 import {
@@ -52,30 +53,70 @@ export function matches(labels: Record<string, string>, selector: Record<string,
   return true;
 }
 
-/** Per namespace: every workload, and workloads by `key=value` label, for selector lookups. */
+/** What a selector reads of a workload and what its destinations are made of. */
+export type Candidate = Pick<Workload, 'address' | 'labels' | 'weight'>;
+
+/** The index scope of a resource: its namespace, or `<namespace>@<origin>` for an import. */
+export function scopeOf(r: { namespace: string; origin?: string }): string {
+  return r.origin === undefined ? r.namespace : `${r.namespace}@${r.origin}`;
+}
+
+/**
+ * Well-formed Workload resources by refKey, and by `scope\0key=value` label
+ * pair for selector lookups. It holds the state's own resource objects (no
+ * parsed copies: an agent indexes every workload of the mesh) and parses the
+ * few a selector picks.
+ */
 export class WorkloadIndex {
-  private readonly all = new Map<string, Set<Workload>>();
-  private readonly byLabel = new Map<string, Set<Workload>>();
+  private readonly byKey = new Map<string, StoredResource>();
+  private readonly byLabel = new Map<string, Bag<StoredResource>>();
 
-  add(w: Workload): void {
-    addTo(this.all, w.namespace, w);
-    for (const [k, v] of Object.entries(w.labels)) addTo(this.byLabel, `${w.namespace}\0${k}=${v}`, w);
+  /** Indexes `r` under `key` (replacing what was there); false, and nothing indexed, for a malformed spec. */
+  add(key: string, r: StoredResource): boolean {
+    this.remove(key);
+    if (!parseWorkload(key, r)) return false;
+    this.byKey.set(key, r);
+    const scope = scopeOf(r);
+    for (const [k, v] of Object.entries(r.spec.labels as Record<string, string>))
+      bagAdd(this.byLabel, pairKey(scope, k, v), r);
+    return true;
   }
 
-  remove(w: Workload): void {
-    removeFrom(this.all, w.namespace, w);
-    for (const [k, v] of Object.entries(w.labels)) removeFrom(this.byLabel, `${w.namespace}\0${k}=${v}`, w);
+  /** Drops the resource indexed under `key`, and returns it. */
+  remove(key: string): StoredResource | undefined {
+    const r = this.byKey.get(key);
+    if (!r) return undefined;
+    this.byKey.delete(key);
+    const scope = scopeOf(r);
+    for (const [k, v] of Object.entries(r.spec.labels as Record<string, string>))
+      bagRemove(this.byLabel, pairKey(scope, k, v), r);
+    return r;
   }
 
-  /** Workloads matching `selector`, scanning the smallest label bucket (order is irrelevant: see frontendsOf). */
-  select(namespace: string, selector: Record<string, unknown>): Workload[] {
-    let best = this.all.get(namespace);
+  get(key: string): StoredResource | undefined {
+    return this.byKey.get(key);
+  }
+
+  /** Workloads of `scope` matching `selector`, scanning the smallest label bucket (order is irrelevant: see frontendsOf). */
+  select(scope: string, selector: Record<string, unknown>): Candidate[] {
+    let best: Bag<StoredResource> | undefined;
     for (const [k, v] of Object.entries(selector)) {
-      const bucket = this.byLabel.get(`${namespace}\0${k}=${String(v)}`);
+      const bucket = this.byLabel.get(pairKey(scope, k, v));
       if (!bucket) return [];
-      if (!best || bucket.size < best.size) best = bucket;
+      if (best === undefined || bagSize(bucket) < bagSize(best)) best = bucket;
     }
-    return best ? [...best].filter((w) => matches(w.labels, selector)) : [];
+    const out: Candidate[] = [];
+    // An empty selector (schemas reject it) selects the whole scope: a scan, kept off the hot path.
+    for (const r of best === undefined ? this.byKey.values() : bagValues(best)) {
+      const { address, labels, weight } = r.spec as Record<string, unknown>;
+      if (scopeOf(r) !== scope || !matches(labels as Record<string, string>, selector)) continue;
+      out.push({
+        address: address as string,
+        labels: labels as Record<string, string>,
+        weight: weightOf(weight),
+      });
+    }
+    return out;
   }
 }
 
@@ -104,8 +145,13 @@ export function parseWorkload(key: string, r: StoredResource): Workload | undefi
     address,
     identity,
     labels: labels as Record<string, string>,
-    weight: typeof weight === 'number' && weight > 0 ? weight : 1,
+    weight: weightOf(weight),
   };
+}
+
+/** A workload's weight: default 1. */
+function weightOf(weight: unknown): number {
+  return typeof weight === 'number' && weight > 0 ? weight : 1;
 }
 
 /** `namespace/service` a Route or AuthorizationPolicy points at. */
@@ -139,6 +185,15 @@ export class Addresses {
   }
 }
 
+/**
+ * `addr:port/PROTO`, built by join: a template literal makes a tree of cons
+ * strings (~160 bytes), join one flat string (~40); the agent keeps one per
+ * frontend and backend of the mesh, in its id maps and indexes.
+ */
+export function flatKey(address: string, port: number, protocol: string): string {
+  return [address, ':', String(port), '/', protocol].join('');
+}
+
 export function frontendsOf(
   svc: StoredResource,
   addrs: Addresses,
@@ -156,7 +211,7 @@ export function frontendsOf(
   const candidates = index.select(svc.namespace, selector);
 
   // Each workload's share as a rational, before ports multiply it into destinations.
-  const shares: Array<[Workload, Weight]> = [];
+  const shares: Array<[Candidate, Weight]> = [];
   const subsets =
     route && Array.isArray(route.spec.backends) ? (route.spec.backends as unknown[]) : undefined;
   if (subsets) {
@@ -180,7 +235,7 @@ export function frontendsOf(
     for (const [w, weight] of shares) {
       const addr = addrs.get(w.address);
       // Same text as ids.backendKey(addr, ...): validated addresses have no leading zeros.
-      const key = `${w.address}:${target}/${p.protocol}`;
+      const key = flatKey(w.address, target, String(p.protocol));
       const flags = localAddrs.has(w.address) ? BE_F_LOCAL : 0;
       const have = byDest.get(key);
       if (have) {
@@ -213,7 +268,7 @@ export function frontendsOf(
       }
     }
     out.push({
-      key: `${vip}:${port}/${protoName(proto)}`,
+      key: flatKey(vip, port, protoName(proto)),
       vip: vipNum,
       port,
       proto,
@@ -229,7 +284,17 @@ export function frontendsOf(
 /** Index keys of a Service's selector: `ns\0k=v` per pair, or `ns\0*` for an (invalid) empty selector. */
 export function selectorPairs(r: StoredResource): string[] {
   const sel = isObj(r.spec.selector) ? Object.entries(r.spec.selector) : [];
-  return sel.length ? sel.map(([k, v]) => `${r.namespace}\0${k}=${String(v)}`) : [`${r.namespace}\0*`];
+  return sel.length ? sel.map(([k, v]) => pairKey(r.namespace, k, v)) : [anyPairKey(r.namespace)];
+}
+
+/** `scope\0k=v`, joined flat (see flatKey): selector indexes keep one per label pair in use. */
+export function pairKey(scope: string, k: string, v: unknown): string {
+  return [scope, '\0', k, '=', String(v)].join('');
+}
+
+/** The index key of an empty selector in `scope`. */
+export function anyPairKey(scope: string): string {
+  return [scope, '\0*'].join('');
 }
 
 export function sameSet<T>(a: Set<T>, b: Set<T>): boolean {

@@ -5,6 +5,7 @@ import {
   type Frontend,
   frontendsOf,
   parseWorkload,
+  scopeOf,
   type Workload,
   type WorkloadIndex,
 } from './frontends';
@@ -29,12 +30,7 @@ import { slotCounts, type Weight } from './weights';
  * - A single-member group compiles exactly as before federation existed.
  */
 
-export { globalKeyOf };
-
-/** The index scope of a resource: its namespace, or `<namespace>@<origin>` for an import. */
-export function scopeOf(r: { namespace: string; origin?: string }): string {
-  return r.origin === undefined ? r.namespace : `${r.namespace}@${r.origin}`;
-}
+export { globalKeyOf, scopeOf };
 
 /** parseWorkload, indexed under its scope (an import never matches a local selector). */
 export function scopedWorkload(key: string, r: StoredResource): Workload | undefined {

@@ -139,32 +139,32 @@ export class IdAllocator {
       reserved[kind].add(id);
     };
     for (const [k, v] of maps.mesh_services) {
-      const key = codecs.serviceKey.decodeHex(k);
+      const key = codecs.serviceKey.decodeStr(k);
       claim(
         'services',
         frontendKey(key.vip, key.port, key.proto),
-        codecs.serviceValue.decodeHex(v).service_id,
+        codecs.serviceValue.decodeStr(v).service_id,
       );
     }
     for (const [k, v] of maps.mesh_backends) {
-      const b = codecs.backendValue.decodeHex(v);
-      claim('backends', backendKey(b.addr, b.port, b.proto), codecs.backendKey.decodeHex(k).backend_id);
+      const b = codecs.backendValue.decodeStr(v);
+      claim('backends', backendKey(b.addr, b.port, b.proto), codecs.backendKey.decodeStr(k).backend_id);
     }
     for (const [k, v] of maps.mesh_id_names) {
-      claim('identities', codecs.idNameValue.decodeHex(v).name, codecs.idNameKey.decodeHex(k).identity_id);
+      claim('identities', codecs.idNameValue.decodeStr(v).name, codecs.idNameKey.decodeStr(k).identity_id);
     }
     // Ids that only orphans still use are reserved, never reassigned in this round.
     for (const [k, v] of maps.mesh_slots) {
-      reserved.services.add(codecs.slotKey.decodeHex(k).service_id);
-      reserved.backends.add(codecs.slotValue.decodeHex(v).backend_id);
+      reserved.services.add(codecs.slotKey.decodeStr(k).service_id);
+      reserved.backends.add(codecs.slotValue.decodeStr(v).backend_id);
     }
     for (const k of maps.mesh_policy.keys()) {
-      const p = codecs.policyKey.decodeHex(k);
+      const p = codecs.policyKey.decodeStr(k);
       reserved.services.add(p.service_id);
       reserved.identities.add(p.identity_id);
     }
     for (const v of maps.mesh_identities.values())
-      reserved.identities.add(codecs.identityValue.decodeHex(v).identity_id);
+      reserved.identities.add(codecs.identityValue.decodeStr(v).identity_id);
     return IdAllocator.build(known, reserved);
   }
 

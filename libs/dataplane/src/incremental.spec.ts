@@ -168,4 +168,53 @@ describe('IncrementalCompiler', () => {
       { numRuns: 60 },
     );
   });
+
+  it('reset reports every entry as touched; an unchanged key touches nothing', () => {
+    const inc = new IncrementalCompiler('n1');
+    const s1 = stateOf(base);
+    const { desired, touched } = inc.reset(s1, IdAllocator.empty());
+    for (const m of MANAGED_MAPS) expect(new Set(touched[m])).toEqual(new Set(desired.maps[m].keys()));
+    const again = inc.update(s1, [...s1.resources.keys(), 'Workload/default/never-existed']);
+    expect(MANAGED_MAPS.flatMap((m) => [...(again.touched[m] ?? [])])).toEqual([]);
+  });
+
+  it('a malformed Workload is skipped until fixed, and forgotten when deleted', () => {
+    const inc = new IncrementalCompiler('n1');
+    const s1 = stateOf(base);
+    inc.reset(s1, IdAllocator.empty());
+    const broken = workload('web-3', '127.0.1.3', 'n1');
+    if (broken.op === 'put') delete broken.spec.address;
+    const steps = [
+      { state: stateOf([broken], s1), key: 'Workload/default/web-3' },
+      { state: stateOf([workload('web-3', '127.0.1.3', 'n1')], s1), key: 'Workload/default/web-3' },
+      { state: stateOf([broken], s1), key: 'Workload/default/web-3' },
+      { state: s1, key: 'Workload/default/web-3' },
+    ];
+    for (const { state, key } of steps) {
+      const { desired } = inc.update(state, [key]);
+      const full = compile(state, 'n1');
+      expect(desired.stats.skipped).toEqual(full.stats.skipped);
+      expect(logicalView(desired.maps)).toEqual(logicalView(full.maps));
+    }
+  });
+
+  it('a workload turning local flags every backend at its address, also of services it is not in', () => {
+    const inc = new IncrementalCompiler('n1');
+    // a and b select different workloads that share one address, on different target ports.
+    const s1 = stateOf([
+      service('a', '127.100.0.1', { ports: [{ port: 80, protocol: 'TCP', targetPort: 8080 }] }),
+      service('b', '127.100.0.2', { ports: [{ port: 80, protocol: 'TCP', targetPort: 9090 }] }),
+      workload('a-1', '127.0.1.7', 'n2'),
+      workload('b-1', '127.0.1.7', 'n2'),
+    ]);
+    inc.reset(s1, IdAllocator.empty());
+    for (const node of ['n1', 'n2']) {
+      const next = stateOf([workload('b-1', '127.0.1.7', node)], s1);
+      const { desired, touched } = inc.update(next, ['Workload/default/b-1']);
+      expect(logicalView(desired.maps)).toEqual(logicalView(compile(next, 'n1').maps));
+      expect(diffMapSets(desired.maps, compile(next, 'n1').maps)).toEqual([]);
+      // Both backends change their flag; neither frontend's slots do.
+      expect([...(touched.mesh_backends ?? [])]).toHaveLength(2);
+    }
+  });
 });

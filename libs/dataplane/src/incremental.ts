@@ -1,5 +1,6 @@
-import type { MeshState, StoredResource } from '@meshplane/domain';
-import { u32ToIpv4 } from './codec';
+import { type MeshState, parseRefKey, type StoredResource } from '@meshplane/domain';
+import { type Bag, bagAdd, bagRemove, bagValues } from './bag';
+import { ipv4ToU32 } from './codec';
 import {
   type CgroupIdOf,
   type CompiledMaps,
@@ -10,12 +11,14 @@ import {
   fakeCgroupId,
   maxSlotsOf,
 } from './compile';
+import { DesiredWriter } from './desired-writer';
 import {
   Addresses,
   addTo,
+  anyPairKey,
   chooseRoute,
-  type Dest,
   type Frontend,
+  pairKey,
   removeFrom,
   sameSet,
   selectorPairs,
@@ -25,9 +28,9 @@ import {
   WorkloadIndex,
 } from './frontends';
 import { globalKeyOf, groupFrontends, scopedWorkload, scopeOf } from './global';
-import { emptyAssignments, IdAllocator, type IdKind } from './ids';
-import { BE_F_LOCAL, MANAGED_MAPS, type ManagedMapName } from './layout';
-import { digestOf, emptyMapSet, entryDigest } from './maps';
+import type { IdAllocator, IdKind } from './ids';
+import { BE_F_LOCAL, MANAGED_MAPS } from './layout';
+import { BackendRefs, destOfKey, forEachOwned, type Owned, type OwnedParts, packOwned } from './owned';
 import type { TouchedKeys } from './plan';
 
 /*
@@ -43,53 +46,44 @@ import type { TouchedKeys } from './plan';
  * The CompiledMaps it returns is updated IN PLACE by later updates: always
  * the latest desired state (the reconciler snapshots revision and digest
  * with each plan).
+ *
+ * Memory: every agent holds one for the whole mesh (a simulation worker holds
+ * 50), and GC pauses grow with what it retains. So the indexes point at the
+ * state's own resource objects instead of parsed copies, one-element buckets
+ * are Bags, a service's entries are one packed array (owned.ts), and what can
+ * be read back from a key (a backend's fields) is not stored beside it.
  */
 
-type Entry = [ManagedMapName, string];
-
-interface Owned {
-  frontends: string[];
-  entries: Entry[];
-  dests: string[];
-}
+const OWNED_MAP = { services: 'mesh_services', slots: 'mesh_slots', policy: 'mesh_policy' } as const;
 
 export interface IncrementalResult {
   desired: CompiledMaps;
+  /** Keys whose entries were written or deleted (after a reset: every key of the maps, as arrays). */
   touched: TouchedKeys;
 }
 
 export class IncrementalCompiler {
-  private desired: CompiledMaps;
-  private lo = 0;
-  private hi = 0;
-  private touched = this.noTouches();
+  private readonly out: DesiredWriter;
   private readonly cgroupIdOf: CgroupIdOf;
   private readonly maxSlots: number;
+  /** Routes, policies and malformed Workloads as last seen (the other kinds: see `before`). */
   private known = new Map<string, StoredResource>();
   private index = new WorkloadIndex();
-  private workloads = new Map<string, Workload>();
-  /** Members (by refKey) of each global service `namespace/sourceName`: the unit recompiled. */
-  private services = new Map<string, Map<string, StoredResource>>();
-  private bySelector = new Map<string, Set<string>>();
+  /** Members of each global service `namespace/sourceName`: the unit recompiled. */
+  private services = new Map<string, Bag<StoredResource>>();
+  /** Global services by the label pairs of their selectors. */
+  private bySelector = new Map<string, Bag<string>>();
   private routes = new Map<string, Set<StoredResource>>();
   private policies = new Map<string, Set<StoredResource>>();
   private local = new Map<string, Workload>();
   private localIdentities = new Set<string>();
   private localAddrs = new Set<string>();
   private owned = new Map<string, Owned>();
-  private refs = new Map<string, { count: number; dest: Dest }>();
-  /** Destination keys by address (backend flags follow the address: MESH_BE_F_LOCAL). */
-  private refsByAddr = new Map<string, Set<string>>();
+  private refs = new BackendRefs();
   /** Backends and frontends that lost a user in this update: collected unless re-added. */
   private orphanDests = new Set<string>();
   private orphanFrontends = new Set<string>();
   private frontendOwner = new Map<string, string>();
-  /**
-   * Entries of the services being redone, deleted only if the redo does not write them again:
-   * most of a service's entries come back unchanged, and then neither the digest nor the
-   * touched keys (so neither plan nor map writes) see them.
-   */
-  private retiring = this.noTouches();
   private skipped = new Map<string, string>();
   private next: Record<IdKind, number> = { services: 1, backends: 1, identities: 1 };
   private allocator: IdAllocator | undefined;
@@ -100,28 +94,18 @@ export class IncrementalCompiler {
   ) {
     this.cgroupIdOf = opts.cgroupIdOf ?? fakeCgroupId;
     this.maxSlots = maxSlotsOf(opts);
-    this.desired = this.blank(0);
+    this.out = new DesiredWriter(node);
   }
 
-  private blank(revision: number): CompiledMaps {
-    const stats = { frontends: 0, backends: 0, slots: 0, identities: 0, policies: 0, skipped: [] };
-    return { node: this.node, revision, maps: emptyMapSet(), ids: emptyAssignments(), stats, digest: 0n };
-  }
-
-  private noTouches(): Record<ManagedMapName, Set<string>> {
-    return Object.fromEntries(MANAGED_MAPS.map((m) => [m, new Set<string>()])) as Record<
-      ManagedMapName,
-      Set<string>
-    >;
+  private get desired(): CompiledMaps {
+    return this.out.desired;
   }
 
   /** Compiles `state` from scratch, with ids from `ids` (read from the maps), like compile(). */
   reset(state: MeshState, ids: IdAllocator): IncrementalResult {
-    this.desired = this.blank(state.revision);
-    this.lo = this.hi = 0;
-    const maps = [
+    this.out.clear(state.revision);
+    const indexes = [
       'known',
-      'workloads',
       'services',
       'bySelector',
       'routes',
@@ -130,20 +114,22 @@ export class IncrementalCompiler {
       'owned',
       'refs',
     ] as const;
-    for (const f of [
-      ...maps,
-      'skipped',
-      'refsByAddr',
-      'frontendOwner',
-      'orphanDests',
-      'orphanFrontends',
-    ] as const)
+    for (const f of [...indexes, 'skipped', 'frontendOwner', 'orphanDests', 'orphanFrontends'] as const)
       this[f].clear();
     this.index = new WorkloadIndex();
     this.localIdentities = new Set();
     this.localAddrs = new Set();
     this.allocator = ids.fork();
-    const result = this.update(state, state.resources.keys());
+    this.out.tracking = false;
+    let result: IncrementalResult;
+    try {
+      result = this.update(state, state.resources.keys());
+    } finally {
+      this.out.tracking = true;
+    }
+    // A snapshot in arrays: Sets of every key would cost more than the maps' own entries.
+    const maps = this.desired.maps;
+    result.touched = Object.fromEntries(MANAGED_MAPS.map((m) => [m, [...maps[m].keys()]]));
     for (const kind of ['services', 'backends', 'identities'] as const) this.next[kind] = ids.maxId(kind) + 1;
     for (const kind of ['services', 'backends', 'identities'] as const)
       for (const id of this.desired.ids[kind].values()) this.next[kind] = Math.max(this.next[kind], id + 1);
@@ -153,17 +139,18 @@ export class IncrementalCompiler {
 
   /** Folds the resources named by `changed` (refKeys put or deleted since the last call) into the maps. */
   update(state: MeshState, changed: Iterable<string>): IncrementalResult {
-    this.touched = this.noTouches();
+    const touched = this.out.begin();
     const affected = new Set<string>();
     let localChanged = false;
     for (const key of new Set(changed)) {
-      const before = this.known.get(key);
       const after = state.resources.get(key);
+      const before = this.before(key);
       if (before === after) continue;
       this.skipped.delete(key);
       const kind = (after ?? before)!.kind;
       if (kind === 'Service') this.serviceChanged(before, after, affected);
-      else if (kind === 'Workload') localChanged = this.workloadChanged(key, after, affected) || localChanged;
+      else if (kind === 'Workload')
+        localChanged = this.workloadChanged(key, before, after, affected) || localChanged;
       else if (kind === 'Route' || kind === 'AuthorizationPolicy') {
         const sets = kind === 'Route' ? this.routes : this.policies;
         for (const [r, add] of [
@@ -177,30 +164,32 @@ export class IncrementalCompiler {
           else removeFrom(sets, target, r);
         }
       }
-      if (after) this.known.set(key, after);
+      const indexed = kind === 'Service' || (kind === 'Workload' && !this.skipped.has(key));
+      if (after && !indexed) this.known.set(key, after);
       else this.known.delete(key);
     }
     if (localChanged) this.localsChanged(affected);
     for (const svc of affected) this.removeService(svc);
     this.addServices([...affected].sort());
-    for (const map of MANAGED_MAPS) {
-      for (const key of this.retiring[map]) this.del(map, key);
-      this.retiring[map].clear();
-    }
+    this.out.dropRetired();
     this.collectUnused();
     if (localChanged) this.writeIdentities();
-    const d = this.desired;
-    d.revision = state.revision;
-    d.digest = digestOf(this.lo, this.hi);
-    d.stats = {
-      frontends: d.maps.mesh_services.size,
-      backends: d.maps.mesh_backends.size,
-      slots: d.maps.mesh_slots.size,
-      identities: d.maps.mesh_identities.size,
-      policies: d.maps.mesh_policy.size,
-      skipped: [...this.skipped.values()],
-    };
-    return { desired: d, touched: this.touched };
+    return { desired: this.out.finish(state.revision, [...this.skipped.values()]), touched };
+  }
+
+  /**
+   * The resource `key` named when last folded in. Services and well-formed
+   * Workloads are found where they are indexed (a map of every resource of the
+   * mesh would double what the state already holds), the rest in `known`.
+   */
+  private before(key: string): StoredResource | undefined {
+    const kind = key.slice(0, key.indexOf('/'));
+    if (kind === 'Workload') return this.index.get(key) ?? this.known.get(key);
+    if (kind !== 'Service') return this.known.get(key);
+    const ref = parseRefKey(key);
+    for (const r of bagValues(this.services.get(globalKeyOf(ref))))
+      if (r.name === ref.name && r.namespace === ref.namespace) return r;
+    return undefined;
   }
 
   private serviceChanged(
@@ -210,44 +199,40 @@ export class IncrementalCompiler {
   ) {
     const r = (after ?? before)!;
     const svc = globalKeyOf(r);
-    const key = `Service/${r.namespace}/${r.name}`;
     affected.add(svc);
     // Selector pairs in the Service's scope: an import only selects its own origin's workloads.
     const pairs = (x: StoredResource) => selectorPairs({ ...x, namespace: scopeOf(x) });
-    if (before) for (const pair of pairs(before)) removeFrom(this.bySelector, pair, svc);
-    let members = this.services.get(svc);
+    if (before) {
+      for (const pair of pairs(before)) bagRemove(this.bySelector, pair, svc);
+      bagRemove(this.services, svc, before);
+    }
     if (after) {
-      if (!members) {
-        members = new Map();
-        this.services.set(svc, members);
-      }
-      members.set(key, after);
-      for (const pair of pairs(after)) addTo(this.bySelector, pair, svc);
-    } else if (members) {
-      members.delete(key);
-      if (members.size === 0) this.services.delete(svc);
+      for (const pair of pairs(after)) bagAdd(this.bySelector, pair, svc);
+      bagAdd(this.services, svc, after);
     }
   }
 
   /** Returns whether this node's own workloads changed. */
-  private workloadChanged(key: string, after: StoredResource | undefined, affected: Set<string>): boolean {
-    const old = this.workloads.get(key);
+  private workloadChanged(
+    key: string,
+    before: StoredResource | undefined,
+    after: StoredResource | undefined,
+    affected: Set<string>,
+  ): boolean {
+    const old = before ? scopedWorkload(key, before) : undefined;
     const w = after ? scopedWorkload(key, after) : undefined;
     if (after && !w) this.skipped.set(key, `${key}: malformed Workload spec`);
     for (const x of [old, w]) {
       if (!x) continue;
       // Any Service whose selector shares a label pair with the workload may select it.
       for (const pair of [
-        `${x.namespace}\0*`,
-        ...Object.entries(x.labels).map(([k, v]) => `${x.namespace}\0${k}=${v}`),
+        anyPairKey(x.namespace),
+        ...Object.entries(x.labels).map(([k, v]) => pairKey(x.namespace, k, v)),
       ])
-        for (const svc of this.bySelector.get(pair) ?? []) affected.add(svc);
+        for (const svc of bagValues(this.bySelector.get(pair))) affected.add(svc);
     }
-    if (old) this.index.remove(old);
-    if (w) {
-      this.index.add(w);
-      this.workloads.set(key, w);
-    } else this.workloads.delete(key);
+    this.index.remove(key);
+    if (after && w) this.index.add(key, after);
     const wasLocal = this.local.has(key);
     // Imported workloads run in another cluster, whatever their node is called there.
     const isLocal = w !== undefined && after?.origin === undefined && w.node === this.node;
@@ -265,25 +250,37 @@ export class IncrementalCompiler {
     this.localIdentities = identities;
     this.localAddrs = addrs;
     for (const id of [...identities].sort()) this.id('identities', id);
-    if (flipped.size === 0) return;
     for (const address of flipped) {
-      for (const key of this.refsByAddr.get(address) ?? []) {
-        const ref = this.refs.get(key)!;
-        ref.dest = { ...ref.dest, flags: addrs.has(address) ? BE_F_LOCAL : 0 };
-        this.set('mesh_backends', ...encodeBackend(ref.dest, this.desired.ids.backends.get(key)!));
-      }
+      const addr = parseAddr(address);
+      if (addr === undefined) continue; // no Service can use it (its compile fails)
+      for (const key of this.refs.at(addr)) this.writeBackend(key);
     }
   }
 
+  /** A backend's entry: its fields are in its key, its flag in whether its address is local. */
+  private writeBackend(key: string): void {
+    const local = this.localAddrs.has(key.slice(0, key.lastIndexOf(':')));
+    this.out.set(
+      'mesh_backends',
+      ...encodeBackend(destOfKey(key, local ? BE_F_LOCAL : 0), this.backendId(key)),
+    );
+  }
+
+  private backendId(key: string): number {
+    return this.desired.ids.backends.get(key)!;
+  }
+
   private removeService(svc: string): void {
-    const o = this.owned.get(svc);
-    if (!o) return;
-    for (const [map, key] of o.entries) this.retiring[map].add(key);
-    for (const dest of o.dests) if (--this.refs.get(dest)!.count === 0) this.orphanDests.add(dest);
-    for (const k of o.frontends) {
-      if (this.frontendOwner.get(k) === svc) this.frontendOwner.delete(k);
-      this.orphanFrontends.add(k);
-    }
+    const packed = this.owned.get(svc);
+    if (!packed) return;
+    forEachOwned(packed, (part, key) => {
+      if (part === 'dests') {
+        if (this.refs.release(key)) this.orphanDests.add(key);
+      } else if (part === 'frontends') {
+        if (this.frontendOwner.get(key) === svc) this.frontendOwner.delete(key);
+        this.orphanFrontends.add(key);
+      } else this.out.retire(OWNED_MAP[part], key);
+    });
     this.owned.delete(svc);
   }
 
@@ -293,7 +290,7 @@ export class IncrementalCompiler {
     for (const svc of svcs) {
       const members = this.services.get(svc);
       this.skipped.delete(`Service/${svc}`);
-      if (!members) continue;
+      if (members === undefined) continue;
       try {
         const ctx = {
           addrs,
@@ -304,7 +301,7 @@ export class IncrementalCompiler {
           localAddrs: this.localAddrs,
           maxSlots: this.maxSlots,
         };
-        built.push([svc, groupFrontends([...members.values()], ctx)]);
+        built.push([svc, groupFrontends([...bagValues(members)], ctx)]);
       } catch (err) {
         this.skipped.set(`Service/${svc}`, `Service/${svc}: ${(err as Error).message}`);
       }
@@ -318,7 +315,7 @@ export class IncrementalCompiler {
     for (const k of [...new Set(destKeys)].sort()) this.id('backends', k);
     const ids = this.desired.ids;
     for (const [svc, fs] of built) {
-      const o: Owned = { frontends: [], entries: [], dests: [] };
+      const o: OwnedParts = { frontends: [], services: [], slots: [], policy: [], dests: [] };
       for (const f of fs) {
         const e = encodeFrontend(
           f,
@@ -328,28 +325,24 @@ export class IncrementalCompiler {
         );
         o.frontends.push(f.key);
         this.frontendOwner.set(f.key, svc);
-        for (const [map, list] of [
-          ['mesh_services', [e.service]],
-          ['mesh_slots', e.slots],
-          ['mesh_policy', e.policy],
-        ] as const)
-          for (const [k, v] of list) {
-            this.set(map, k, v);
-            o.entries.push([map, k]);
-          }
+        this.out.set('mesh_services', ...e.service);
+        o.services.push(e.service[0]);
+        for (const [k, v] of e.slots) {
+          this.out.set('mesh_slots', k, v);
+          o.slots.push(k);
+        }
+        for (const [k, v] of e.policy) {
+          this.out.set('mesh_policy', k, v);
+          o.policy.push(k);
+        }
         f.dests.forEach((d, i) => {
           if (f.counts[i]! === 0) return;
           o.dests.push(d.key);
-          const ref = this.refs.get(d.key);
-          if (ref) ref.count++;
-          else {
-            this.refs.set(d.key, { count: 1, dest: d });
-            addTo(this.refsByAddr, u32ToIpv4(d.addr), d.key);
-          }
-          this.set('mesh_backends', ...encodeBackend(d, ids.backends.get(d.key)!));
+          this.refs.acquire(d.key, d.addr);
+          this.out.set('mesh_backends', ...encodeBackend(d, ids.backends.get(d.key)!));
         });
       }
-      this.owned.set(svc, o);
+      this.owned.set(svc, packOwned(o));
     }
   }
 
@@ -357,12 +350,11 @@ export class IncrementalCompiler {
   private collectUnused(): void {
     const ids = this.desired.ids;
     for (const key of this.orphanDests) {
-      const ref = this.refs.get(key);
-      if (!ref || ref.count > 0) continue;
-      this.del('mesh_backends', encodeBackend(ref.dest, ids.backends.get(key)!)[0]);
+      if (!this.refs.has(key) || this.refs.inUse(key)) continue;
+      const dest = destOfKey(key, 0);
+      this.out.del('mesh_backends', encodeBackend(dest, this.backendId(key))[0]);
       ids.backends.delete(key);
-      this.refs.delete(key);
-      removeFrom(this.refsByAddr, u32ToIpv4(ref.dest.addr), key);
+      this.refs.drop(key, dest.addr);
     }
     this.orphanDests.clear();
     for (const k of this.orphanFrontends) if (!this.frontendOwner.has(k)) ids.services.delete(k);
@@ -379,8 +371,8 @@ export class IncrementalCompiler {
       ['mesh_identities', new Map(identities)],
       ['mesh_id_names', new Map(names)],
     ] as const) {
-      for (const k of [...this.desired.maps[map].keys()]) if (!want.has(k)) this.del(map, k);
-      for (const [k, v] of want) this.set(map, k, v);
+      for (const k of [...this.desired.maps[map].keys()]) if (!want.has(k)) this.out.del(map, k);
+      for (const [k, v] of want) this.out.set(map, k, v);
     }
   }
 
@@ -400,30 +392,13 @@ export class IncrementalCompiler {
     ids.set(key, id);
     return id;
   }
+}
 
-  private set(map: ManagedMapName, key: string, value: string): void {
-    this.retiring[map].delete(key);
-    const m = this.desired.maps[map];
-    const old = m.get(key);
-    if (old === value) return;
-    if (old !== undefined) this.digest(map, key, old, -1);
-    m.set(key, value);
-    this.digest(map, key, value, 1);
-    this.touched[map].add(key);
-  }
-
-  private del(map: ManagedMapName, key: string): void {
-    const m = this.desired.maps[map];
-    const old = m.get(key);
-    if (old === undefined) return;
-    this.digest(map, key, old, -1);
-    m.delete(key);
-    this.touched[map].add(key);
-  }
-
-  private digest(map: ManagedMapName, key: string, value: string, sign: 1 | -1): void {
-    const [a, b] = entryDigest(map, key, value);
-    this.lo = (this.lo + sign * a) >>> 0;
-    this.hi = (this.hi + sign * b) >>> 0;
+/** An address as a number, or undefined when it is not a dotted IPv4 address. */
+function parseAddr(address: string): number | undefined {
+  try {
+    return ipv4ToU32(address);
+  } catch {
+    return undefined;
   }
 }

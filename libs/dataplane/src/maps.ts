@@ -1,10 +1,11 @@
-import { codecs, protoName, u32ToIpv4 } from './codec';
+import { byteStringToHex, codecs, protoName, u32ToIpv4 } from './codec';
 import { MANAGED_MAPS, type ManagedMapName } from './layout';
 
 /**
- * One map's entries: hex of the key bytes -> hex of the value bytes. Strings
- * make Map lookups and comparisons exact and cheap (see hex.ts); bytes are
- * only made when a batch goes to a backend.
+ * One map's entries: key bytes -> value bytes, both as byte strings (one char
+ * per byte, see bytestr.ts). Strings make Map lookups and comparisons exact and
+ * cheap; kernel bytes are only made when a batch goes to a backend, and people
+ * are shown hex (byteStringToHex).
  */
 export type MapEntries = Map<string, string>;
 
@@ -31,19 +32,24 @@ export function cloneMapSet(maps: MapSet): MapSet {
 /** Names of maps and hex keys where `a` and `b` differ (missing, extra or other bytes). */
 export function diffMapSets(a: MapSet, b: MapSet): string[] {
   const out: string[] = [];
+  const hex = byteStringToHex;
   for (const m of MANAGED_MAPS) {
     for (const [k, v] of a[m]) {
       const w = b[m].get(k);
-      if (!w) out.push(`${m}/${k}: only in first`);
-      else if (v !== w) out.push(`${m}/${k}: differs`);
+      if (w === undefined) out.push(`${m}/${hex(k)}: only in first`);
+      else if (v !== w) out.push(`${m}/${hex(k)}: differs`);
     }
-    for (const k of b[m].keys()) if (!a[m].has(k)) out.push(`${m}/${k}: only in second`);
+    for (const k of b[m].keys()) if (!a[m].has(k)) out.push(`${m}/${hex(k)}: only in second`);
   }
   return out;
 }
 
 export function mapSetsEqual(a: MapSet, b: MapSet): boolean {
-  return diffMapSets(a, b).length === 0;
+  for (const m of MANAGED_MAPS) {
+    if (a[m].size !== b[m].size) return false;
+    for (const [k, v] of a[m]) if (b[m].get(k) !== v) return false;
+  }
+  return true;
 }
 
 export function countEntries(maps: MapSet): number {
@@ -52,7 +58,9 @@ export function countEntries(maps: MapSet): number {
   return n;
 }
 
-// FNV-1a over key and value hex, with a seed: two seeds give 64 bits without BigInt per entry.
+// FNV-1a over the key and value bytes, with a seed: two seeds give 64 bits without BigInt
+// per entry. (Until map sets held byte strings it ran over their hex: a meta map written
+// then holds another digest, which only makes the next apply rewrite the meta entry.)
 function fnv(seed: number, map: number, key: string, value: string): number {
   let h = (seed ^ map) >>> 0;
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
@@ -99,19 +107,19 @@ export function digestOf(lo: number, hi: number): bigint {
 export function halfAppliedServices(maps: MapSet): string[] {
   const problems: string[] = [];
   for (const [k, v] of maps.mesh_services) {
-    const key = codecs.serviceKey.decodeHex(k);
-    const svc = codecs.serviceValue.decodeHex(v);
+    const key = codecs.serviceKey.decodeStr(k);
+    const svc = codecs.serviceValue.decodeStr(v);
     const where = `${u32ToIpv4(key.vip)}:${key.port}/${protoName(key.proto)} (service ${svc.service_id})`;
     for (let slot = 0; slot < svc.slot_count; slot++) {
       const sv = maps.mesh_slots.get(
-        codecs.slotKey.encodeHex({ service_id: svc.service_id, generation: svc.generation, slot }),
+        codecs.slotKey.encodeStr({ service_id: svc.service_id, generation: svc.generation, slot }),
       );
       if (!sv) {
         problems.push(`${where}: slot ${slot} of generation ${svc.generation} is missing`);
         continue;
       }
-      const backendId = codecs.slotValue.decodeHex(sv).backend_id;
-      if (!maps.mesh_backends.has(codecs.backendKey.encodeHex({ backend_id: backendId })))
+      const backendId = codecs.slotValue.decodeStr(sv).backend_id;
+      if (!maps.mesh_backends.has(codecs.backendKey.encodeStr({ backend_id: backendId })))
         problems.push(`${where}: slot ${slot} points at missing backend ${backendId}`);
     }
   }
@@ -129,12 +137,12 @@ export function describeMapSet(maps: MapSet): Record<ManagedMapName, string[]> {
       )
       .join(',');
   const decoders: Record<ManagedMapName, [(h: string) => object, (h: string) => object]> = {
-    mesh_services: [codecs.serviceKey.decodeHex, codecs.serviceValue.decodeHex],
-    mesh_slots: [codecs.slotKey.decodeHex, codecs.slotValue.decodeHex],
-    mesh_backends: [codecs.backendKey.decodeHex, codecs.backendValue.decodeHex],
-    mesh_identities: [codecs.identityKey.decodeHex, codecs.identityValue.decodeHex],
-    mesh_policy: [codecs.policyKey.decodeHex, codecs.policyValue.decodeHex],
-    mesh_id_names: [codecs.idNameKey.decodeHex, codecs.idNameValue.decodeHex],
+    mesh_services: [codecs.serviceKey.decodeStr, codecs.serviceValue.decodeStr],
+    mesh_slots: [codecs.slotKey.decodeStr, codecs.slotValue.decodeStr],
+    mesh_backends: [codecs.backendKey.decodeStr, codecs.backendValue.decodeStr],
+    mesh_identities: [codecs.identityKey.decodeStr, codecs.identityValue.decodeStr],
+    mesh_policy: [codecs.policyKey.decodeStr, codecs.policyValue.decodeStr],
+    mesh_id_names: [codecs.idNameKey.decodeStr, codecs.idNameValue.decodeStr],
   };
   for (const m of MANAGED_MAPS) {
     const [dk, dv] = decoders[m];
@@ -164,38 +172,38 @@ export function logicalView(maps: MapSet): LogicalMaps {
   const dest = new Map<number, string>();
   const out: LogicalMaps = { frontends: {}, policy: {}, identities: {}, backends: {} };
   for (const [k, v] of maps.mesh_backends) {
-    const b = codecs.backendValue.decodeHex(v);
+    const b = codecs.backendValue.decodeStr(v);
     const key = `${u32ToIpv4(b.addr)}:${b.port}/${protoName(b.proto)}`;
-    dest.set(codecs.backendKey.decodeHex(k).backend_id, key);
+    dest.set(codecs.backendKey.decodeStr(k).backend_id, key);
     out.backends[key] = b.flags;
   }
   const names = new Map<number, string>();
   for (const [k, v] of maps.mesh_id_names)
-    names.set(codecs.idNameKey.decodeHex(k).identity_id, codecs.idNameValue.decodeHex(v).name);
+    names.set(codecs.idNameKey.decodeStr(k).identity_id, codecs.idNameValue.decodeStr(v).name);
   const frontendOf = new Map<number, string>();
   for (const [k, v] of maps.mesh_services) {
-    const key = codecs.serviceKey.decodeHex(k);
-    const svc = codecs.serviceValue.decodeHex(v);
+    const key = codecs.serviceKey.decodeStr(k);
+    const svc = codecs.serviceValue.decodeStr(v);
     const name = `${u32ToIpv4(key.vip)}:${key.port}/${protoName(key.proto)}`;
     frontendOf.set(svc.service_id, name);
     const slots: string[] = [];
     for (let slot = 0; slot < svc.slot_count; slot++) {
       const sv = maps.mesh_slots.get(
-        codecs.slotKey.encodeHex({ service_id: svc.service_id, generation: svc.generation, slot }),
+        codecs.slotKey.encodeStr({ service_id: svc.service_id, generation: svc.generation, slot }),
       );
-      slots.push(sv ? (dest.get(codecs.slotValue.decodeHex(sv).backend_id) ?? '?') : '?');
+      slots.push(sv ? (dest.get(codecs.slotValue.decodeStr(sv).backend_id) ?? '?') : '?');
     }
     out.frontends[name] = { flags: svc.flags, slots };
   }
   for (const [k, v] of maps.mesh_policy) {
-    const p = codecs.policyKey.decodeHex(k);
+    const p = codecs.policyKey.decodeStr(k);
     out.policy[
       `${frontendOf.get(p.service_id) ?? p.service_id} ${names.get(p.identity_id) ?? p.identity_id}`
-    ] = codecs.policyValue.decodeHex(v).action;
+    ] = codecs.policyValue.decodeStr(v).action;
   }
   for (const [k, v] of maps.mesh_identities) {
-    const id = codecs.identityValue.decodeHex(v).identity_id;
-    out.identities[String(codecs.identityKey.decodeHex(k).cgroup_id)] = names.get(id) ?? String(id);
+    const id = codecs.identityValue.decodeStr(v).identity_id;
+    out.identities[String(codecs.identityKey.decodeStr(k).cgroup_id)] = names.get(id) ?? String(id);
   }
   return out;
 }

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MapError, type Meta, readMaps } from './backend';
-import { codecs } from './codec';
+import { codecs, toByteString, toHex } from './codec';
+import { LAYOUT_VERSION } from './layout';
 import { MemoryMapBackend } from './memory-backend';
 
 const bk = (id: number) => codecs.backendKey.encode({ backend_id: id });
@@ -126,5 +127,63 @@ describe('MemoryMapBackend (machines without BPF, many-node simulations)', () =>
     );
     const b = await MemoryMapBackend.open({ file });
     expect(b.size('mesh_backends')).toBe(0);
+  });
+
+  it('the byte-string paths: same entries as the byte paths, same checks, no copies kept apart', async () => {
+    const b = await MemoryMapBackend.open({ maxEntries: { mesh_backends: 3 } });
+    const s = (u: Uint8Array) => toByteString(u);
+    await b.updateStrings('mesh_backends', [s(bk(1)), s(bk(2))], [s(bv(80)), s(bv(81))]);
+    expect(await b.lookup('mesh_backends', bk(2))).toEqual(bv(81));
+    expect(await entries(b, 'mesh_backends')).toEqual([1, 2]);
+    expect([...(await b.readStrings('mesh_backends'))]).toEqual([
+      [s(bk(1)), s(bv(80))],
+      [s(bk(2)), s(bv(81))],
+    ]);
+    // Wrong size, a char above 0xff, a full map: EINVAL / EINVAL / E2BIG after the prefix.
+    await expect(
+      b.updateStrings('mesh_backends', [s(bk(3)), '\0\0\0'], [s(bv(82)), s(bv(83))]),
+    ).rejects.toMatchObject({ code: 'EINVAL', done: 1 });
+    expect(await b.lookup('mesh_backends', bk(3))).toEqual(bv(82));
+    await expect(
+      b.updateStrings('mesh_backends', [s(bk(1)), '\u0104\0\0\0'], [s(bv(90)), s(bv(91))]),
+    ).rejects.toMatchObject({
+      code: 'EINVAL',
+      done: 1,
+      message: expect.stringContaining('not a byte string'),
+    });
+    await expect(b.updateStrings('mesh_backends', [s(bk(4))], [s(bv(84))])).rejects.toMatchObject({
+      code: 'E2BIG',
+      done: 0,
+    });
+    await b.deleteStrings('mesh_backends', [s(bk(1)), s(bk(9))]);
+    expect(await entries(b, 'mesh_backends')).toEqual([2, 3]);
+    await expect(b.deleteStrings('mesh_meta', ['\0\0\0\0'])).rejects.toMatchObject({ code: 'EINVAL' });
+    b.injectFault({ map: 'mesh_backends', count: 1, after: 1 });
+    await expect(b.deleteStrings('mesh_backends', [s(bk(2)), s(bk(3))])).rejects.toMatchObject({
+      code: 'EIO',
+      done: 1,
+    });
+    expect(await entries(b, 'mesh_backends')).toEqual([3]);
+  });
+
+  it('reads files of hex entries (the format it writes) and keeps every byte value', async () => {
+    const file = path.join(dir, 'hex.json');
+    const key = Uint8Array.from([0xff, 0x80, 0x00, 0x7f]);
+    const value = bv(0xfffe);
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        format: 'meshplane-memory-maps',
+        layoutVersion: LAYOUT_VERSION,
+        maps: { mesh_backends: { [toHex(key)]: toHex(value) } },
+      }),
+    );
+    const a = await MemoryMapBackend.open({ file });
+    expect(await a.lookup('mesh_backends', key)).toEqual(value);
+    await a.update('mesh_backends', [[bk(1), bv(80)]]);
+    const written = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+      maps: Record<string, Record<string, string>>;
+    };
+    expect(written.maps.mesh_backends).toEqual({ [toHex(key)]: toHex(value), [toHex(bk(1))]: toHex(bv(80)) });
   });
 });

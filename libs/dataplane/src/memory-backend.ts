@@ -10,7 +10,8 @@ import {
   META_KEY,
   type Meta,
 } from './backend';
-import { fromHex, toHex } from './codec';
+import { NOT_A_BYTE } from './bytestr';
+import { byteStringToHex, fromByteString, hexToByteString, toByteString } from './codec';
 import { LAYOUT_VERSION, MAPS, type MapName, STRUCTS } from './layout';
 
 /*
@@ -23,7 +24,9 @@ import { LAYOUT_VERSION, MAPS, type MapName, STRUCTS } from './layout';
  *  - batches apply in order and stop at the first failure (MapError.done);
  *  - ARRAY maps (mesh_meta) always hold their entries, zero-filled, and reject deletes;
  *  - deleting a missing key is fine (the BPF backend maps ENOENT to success too).
- * With `file`, every write is persisted (write to a temp file, then rename, so
+ * Entries are held as byte strings (one char per byte), the form of map sets and
+ * plan ops: the reconciler's batches (updateStrings) and read-backs (readStrings)
+ * go in and out without making any bytes. With `file`, every write is persisted (write to a temp file, then rename, so
  * a crash leaves the old or the new file, never half of one): like pinned maps,
  * what was written survives the agent process.
  */
@@ -46,15 +49,18 @@ export interface MemoryMapBackendOptions {
   maxEntries?: Partial<Record<MapName, number>>;
 }
 
+/** The persisted file: keys and values as hex (readable, and what earlier versions wrote). */
 interface FileFormat {
   format: 'meshplane-memory-maps';
   layoutVersion: number;
   maps: Record<string, Record<string, string>>;
 }
 
+type Op = MapError['op'];
+
 export class MemoryMapBackend implements MapBackend {
   readonly kind = 'memory';
-  private readonly maps = new Map<MapName, Map<string, Uint8Array>>();
+  private readonly maps = new Map<MapName, Map<string, string>>();
   private faults: Array<FaultSpec & { left: number }> = [];
   private closed = false;
   /** Write calls made (update, delete, writeMeta): lets tests assert "nothing was written". */
@@ -63,12 +69,13 @@ export class MemoryMapBackend implements MapBackend {
   private constructor(private readonly opts: MemoryMapBackendOptions) {
     for (const name of Object.keys(MAPS) as MapName[]) {
       const def = MAPS[name];
-      const m = new Map<string, Uint8Array>();
+      const m = new Map<string, string>();
       if (def.type === 'array') {
+        const zero = '\0'.repeat(def.value ? STRUCTS[def.value].size : 0);
         for (let i = 0; i < def.maxEntries; i++) {
           const key = new Uint8Array(STRUCTS[def.key].size);
           new DataView(key.buffer).setUint32(0, i, true);
-          m.set(toHex(key), new Uint8Array(def.value ? STRUCTS[def.value].size : 0));
+          m.set(toByteString(key), zero);
         }
       }
       this.maps.set(name, m);
@@ -90,7 +97,7 @@ export class MemoryMapBackend implements MapBackend {
     for (const [name, entries] of Object.entries(data.maps)) {
       const m = this.maps.get(name as MapName);
       if (!m) continue;
-      for (const [k, v] of Object.entries(entries)) m.set(k, fromHex(v));
+      for (const [k, v] of Object.entries(entries)) m.set(hexToByteString(k), hexToByteString(v));
     }
   }
 
@@ -100,7 +107,7 @@ export class MemoryMapBackend implements MapBackend {
     const out: FileFormat = { format: 'meshplane-memory-maps', layoutVersion: LAYOUT_VERSION, maps: {} };
     for (const [name, m] of this.maps) {
       const entries: Record<string, string> = {};
-      for (const [k, v] of m) entries[k] = toHex(v);
+      for (const [k, v] of m) entries[byteStringToHex(k)] = byteStringToHex(v);
       out.maps[name] = entries;
     }
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -118,24 +125,22 @@ export class MemoryMapBackend implements MapBackend {
     this.faults = [];
   }
 
-  private map(name: MapName, op: MapError['op']): Map<string, Uint8Array> {
+  private map(name: MapName, op: Op): Map<string, string> {
     if (this.closed) throw new MapError('EBUSY', name, op, 0, 'backend closed');
     const m = this.maps.get(name);
     if (!m) throw new MapError('EINVAL', name, op, 0, 'no such map');
     return m;
   }
 
-  private checkSize(
-    name: MapName,
-    what: 'key' | 'value',
-    bytes: Uint8Array,
-    op: MapError['op'],
-    done: number,
-  ): void {
+  private sizeOf(name: MapName, what: 'key' | 'value'): number {
     const struct = MAPS[name][what];
-    const size = struct ? STRUCTS[struct].size : 0;
-    if (bytes.length !== size)
-      throw new MapError('EINVAL', name, op, done, `${what} of ${bytes.length} bytes, expected ${size}`);
+    return struct ? STRUCTS[struct].size : 0;
+  }
+
+  private checkSize(name: MapName, what: 'key' | 'value', length: number, op: Op, done: number): void {
+    const size = this.sizeOf(name, what);
+    if (length !== size)
+      throw new MapError('EINVAL', name, op, done, `${what} of ${length} bytes, expected ${size}`);
   }
 
   /** Consumes a matching fault: the number of entries to apply before failing, or -1 for none. */
@@ -148,33 +153,55 @@ export class MemoryMapBackend implements MapBackend {
 
   async lookup(map: MapName, key: Uint8Array): Promise<Uint8Array | undefined> {
     const m = this.map(map, 'lookup');
-    this.checkSize(map, 'key', key, 'lookup', 0);
-    const v = m.get(toHex(key));
-    return v ? v.slice() : undefined;
+    this.checkSize(map, 'key', key.length, 'lookup', 0);
+    const v = m.get(toByteString(key));
+    return v === undefined ? undefined : fromByteString(v);
   }
 
   async *iterate(map: MapName): AsyncIterable<MapEntry> {
     // Snapshot first: writes during iteration must not disturb it (BPF iteration tolerates them too).
     const entries = [...this.map(map, 'iterate')];
-    for (const [k, v] of entries) yield [fromHex(k), v.slice()];
+    for (const [k, v] of entries) yield [fromByteString(k), fromByteString(v)];
+  }
+
+  /** A snapshot of every entry, as held: no bytes are made. */
+  async readStrings(map: MapName): Promise<Array<[string, string]>> {
+    return [...this.map(map, 'iterate')];
   }
 
   async update(map: MapName, entries: readonly MapEntry[]): Promise<void> {
+    const n = entries.length;
+    const keys = new Array<string>(n);
+    const values = new Array<string>(n);
+    for (let i = 0; i < n; i++) {
+      keys[i] = toByteString(entries[i]![0]);
+      values[i] = toByteString(entries[i]![1]);
+    }
+    return this.updateStrings(map, keys, values);
+  }
+
+  async updateStrings(map: MapName, keys: readonly string[], values: readonly string[]): Promise<void> {
     const m = this.map(map, 'update');
     this.writes++;
+    if (values.length !== keys.length)
+      throw new MapError('EINVAL', map, 'update', 0, `${keys.length} keys but ${values.length} values`);
     const fault = this.faultFor(map);
     const def = MAPS[map];
+    const max = this.opts.maxEntries?.[map] ?? def.maxEntries;
+    const bad = firstNotBytes(keys, values);
     let done = 0;
     try {
-      for (const [key, value] of entries) {
+      for (let i = 0; i < keys.length; i++) {
         if (fault && done >= fault.after)
           throw new MapError(fault.code, map, 'update', done, 'injected fault');
-        this.checkSize(map, 'key', key, 'update', done);
-        this.checkSize(map, 'value', value, 'update', done);
-        const k = toHex(key);
-        if (!m.has(k) && (def.type === 'array' || m.size >= (this.opts.maxEntries?.[map] ?? def.maxEntries)))
+        const k = keys[i]!;
+        const v = values[i]!;
+        this.checkSize(map, 'key', k.length, 'update', done);
+        this.checkSize(map, 'value', v.length, 'update', done);
+        if (i === bad) throw new MapError('EINVAL', map, 'update', done, `entry ${i}: not a byte string`);
+        if (!m.has(k) && (def.type === 'array' || m.size >= max))
           throw new MapError('E2BIG', map, 'update', done, `${m.size} entries, no room for a new key`);
-        m.set(k, value.slice());
+        m.set(k, v);
         done++;
       }
       if (fault) throw new MapError(fault.code, map, 'update', done, 'injected fault');
@@ -184,18 +211,24 @@ export class MemoryMapBackend implements MapBackend {
   }
 
   async delete(map: MapName, keys: readonly Uint8Array[]): Promise<void> {
+    return this.deleteStrings(map, keys.map(toByteString));
+  }
+
+  async deleteStrings(map: MapName, keys: readonly string[]): Promise<void> {
     const m = this.map(map, 'delete');
     this.writes++;
     if (MAPS[map].type === 'array')
       throw new MapError('EINVAL', map, 'delete', 0, 'array map entries cannot be deleted');
     const fault = this.faultFor(map);
+    const bad = firstNotBytes(keys);
     let done = 0;
     try {
-      for (const key of keys) {
+      for (let i = 0; i < keys.length; i++) {
         if (fault && done >= fault.after)
           throw new MapError(fault.code, map, 'delete', done, 'injected fault');
-        this.checkSize(map, 'key', key, 'delete', done);
-        m.delete(toHex(key));
+        this.checkSize(map, 'key', keys[i]!.length, 'delete', done);
+        if (i === bad) throw new MapError('EINVAL', map, 'delete', done, `entry ${i}: not a byte string`);
+        m.delete(keys[i]!);
         done++;
       }
       if (fault) throw new MapError(fault.code, map, 'delete', done, 'injected fault');
@@ -221,4 +254,20 @@ export class MemoryMapBackend implements MapBackend {
   async close(): Promise<void> {
     this.closed = true;
   }
+}
+
+/**
+ * The first entry with a char above 0xff, or -1. One test over the batch joined (next to
+ * free on a one-byte string), entry by entry only when it fails.
+ */
+function firstNotBytes(keys: readonly string[], values?: readonly string[]): number {
+  let all = '';
+  for (let i = 0; i < keys.length; i++) {
+    all += keys[i]!;
+    if (values) all += values[i]!;
+  }
+  if (!NOT_A_BYTE.test(all)) return -1;
+  return keys.findIndex(
+    (k, i) => NOT_A_BYTE.test(k) || (values !== undefined && NOT_A_BYTE.test(values[i]!)),
+  );
 }

@@ -1,6 +1,6 @@
 import type { Change } from '@meshplane/domain';
 import fc from 'fast-check';
-import { readMaps } from './backend';
+import { type MapBackend, readMaps } from './backend';
 import { compile } from './compile';
 import { IdAllocator } from './ids';
 import { cloneMapSet, describeMapSet, diffMapSets, emptyMapSet, halfAppliedServices } from './maps';
@@ -65,6 +65,37 @@ describe('planOps', () => {
     const a = compile(stateOf(base), 'n1');
     for (const op of planOps(a, emptyMapSet())) await executeOp(b, op);
     expect(diffMapSets(await readMaps(b), a.maps)).toEqual([]);
+  });
+
+  it('a backend without the byte-string paths gets the same batches as bytes, deletes included', async () => {
+    const inner = await MemoryMapBackend.open();
+    const calls: string[] = [];
+    const bytesOnly: MapBackend = {
+      kind: 'bytes-only',
+      lookup: (m, k) => inner.lookup(m, k),
+      iterate: (m) => inner.iterate(m),
+      update: (m, es) => {
+        calls.push(`update ${m} ${es.length}`);
+        return inner.update(m, es);
+      },
+      delete: (m, ks) => {
+        calls.push(`delete ${m} ${ks.length}`);
+        return inner.delete(m, ks);
+      },
+      readMeta: () => inner.readMeta(),
+      writeMeta: (meta) => inner.writeMeta(meta),
+      close: () => inner.close(),
+    };
+    const a = compile(stateOf(base), 'n1');
+    for (const op of planOps(a, emptyMapSet())) await executeOp(bytesOnly, op);
+    expect(diffMapSets(await readMaps(bytesOnly), a.maps)).toEqual([]);
+    const b = compile(stateOf([...base, remove('Workload', 'web-1')]), 'n1', {
+      ids: IdAllocator.fromMaps(a.maps),
+    });
+    for (const op of planOps(b, await readMaps(inner))) await executeOp(bytesOnly, op);
+    expect(diffMapSets(await readMaps(inner), b.maps)).toEqual([]);
+    expect(calls.some((c) => c.startsWith('delete mesh_'))).toBe(true);
+    expect(calls.every((c) => c.startsWith('update') || c.startsWith('delete'))).toBe(true);
   });
 });
 

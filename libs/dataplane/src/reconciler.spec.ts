@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { readMaps } from './backend';
 import { Backoff } from './backoff';
-import { codecs, toHex } from './codec';
+import { codecs, fromByteString, toHex } from './codec';
 import { compile } from './compile';
 import { IncrementalCompiler } from './incremental';
 import { diffMapSets } from './maps';
@@ -111,13 +111,10 @@ describe('Reconciler', () => {
     await rec.submit(desired);
     // Drift, as bpftool would cause: one slot deleted, one backend rewritten, one stray entry.
     const [slotKey] = [...desired.maps.mesh_slots.keys()];
-    await backend.delete('mesh_slots', [Buffer.from(slotKey!, 'hex')]);
+    await backend.delete('mesh_slots', [fromByteString(slotKey!)]);
     const [beKey] = [...desired.maps.mesh_backends.keys()];
     await backend.update('mesh_backends', [
-      [
-        Buffer.from(beKey!, 'hex'),
-        codecs.backendValue.encode({ addr: 0x7f0001ff, port: 1, proto: 6, flags: 0 }),
-      ],
+      [fromByteString(beKey!), codecs.backendValue.encode({ addr: 0x7f0001ff, port: 1, proto: 6, flags: 0 })],
       [
         codecs.backendKey.encode({ backend_id: 999 }),
         codecs.backendValue.encode({ addr: 0x7f0001fe, port: 1, proto: 6, flags: 0 }),
@@ -175,14 +172,35 @@ describe('Reconciler', () => {
     );
   });
 
+  it('adopts maps whose meta holds a digest of another encoding: writes nothing but a new meta', async () => {
+    const first = await setup();
+    const desired = compile(state1, 'n1', { ids: await first.rec.allocator() });
+    expect((await first.rec.submit(desired)).ok).toBe(true);
+    // What an agent from before byte-string map sets left: same maps, a digest over their hex.
+    const meta = (await first.backend.readMeta())!;
+    await first.backend.writeMeta({ ...meta, mapsDigest: meta.mapsDigest ^ 0xdeadbeefn });
+    const rec = new Reconciler(first.backend, { node: 'n1', cluster: 'c1' });
+    expect((await rec.load())?.appliedRevision).toBe(meta.appliedRevision);
+    const writes = first.backend.writes;
+    const again = await rec.apply(compile(state1, 'n1', { ids: await rec.allocator() }));
+    expect(again).toMatchObject({ ok: true, ops: 0, batches: 0 });
+    expect(first.backend.writes).toBe(writes + 1);
+    expect((await first.backend.readMeta())!.mapsDigest).toBe(meta.mapsDigest);
+  });
+
   it('keys in status are the hex keys of the map entries', async () => {
     const { backend, rec } = await setup();
     backend.injectFault({ map: 'mesh_backends', count: 1 });
     await rec.apply(compile(state1, 'n1', { ids: await rec.allocator() }));
     const key = toHex(codecs.backendKey.encode({ backend_id: 1 }));
-    expect(rec.objectStatus()).toEqual(
+    expect(key).toBe('01000000');
+    const status = rec.objectStatus();
+    expect(status).toEqual(
       expect.arrayContaining([expect.objectContaining({ map: 'mesh_backends', key, state: 'error' })]),
     );
+    // Pending entries of later batches are shown as hex too.
+    expect(status.filter((s) => s.state === 'pending').length).toBeGreaterThan(0);
+    for (const s of status) expect(s.key).toMatch(/^([0-9a-f]{2})+$/);
   });
 });
 

@@ -1,5 +1,6 @@
 import { isCurrentLayout, type MapBackend, MapError, type Meta, readMaps } from './backend';
 import { Backoff, type BackoffOptions, Mutex } from './backoff';
+import { byteStringToHex } from './codec';
 import type { CompiledMaps } from './compile';
 import { IdAllocator } from './ids';
 import { LAYOUT_VERSION } from './layout';
@@ -25,6 +26,7 @@ export type ObjectState = 'pending' | 'error';
 /** An object (map entry) that is not Done; every entry not listed is Done as of `lastSuccessAt`. */
 export interface ObjectStatus {
   map: string;
+  /** The entry's key bytes as lower-case hex. */
   key: string;
   state: ObjectState;
   message?: string;
@@ -161,7 +163,8 @@ export class Reconciler {
       const at = this.now();
       for (const op of this.inflight.ops.slice(this.inflight.next)) {
         for (const key of op.keys)
-          if (!this.errors.has(`${op.map}/${key}`)) out.push({ map: op.map, key, state: 'pending', at });
+          if (!this.errors.has(`${op.map}/${key}`))
+            out.push({ map: op.map, key: byteStringToHex(key), state: 'pending', at });
       }
     }
     return out;
@@ -296,7 +299,7 @@ export class Reconciler {
           this.errors = new Map(
             op.keys.map((key) => [
               `${op.map}/${key}`,
-              { map: op.map, key, state: 'error', message: (err as Error).message, at },
+              { map: op.map, key: byteStringToHex(key), state: 'error', message: (err as Error).message, at },
             ]),
           );
           throw err;

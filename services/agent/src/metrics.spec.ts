@@ -1,4 +1,4 @@
-import { MemoryMapBackend } from '@meshplane/dataplane';
+import { type MapBackend, MemoryMapBackend } from '@meshplane/dataplane';
 import type { ChangeSet } from '@meshplane/event-store';
 import { headers } from '@meshplane/messaging';
 import { SpanStatusCode } from '@opentelemetry/api';
@@ -102,26 +102,44 @@ describe('AgentObserver', () => {
     );
   });
 
-  it("the wrapper keeps a backend's hex batch path (and counts it), and adds none to one without", async () => {
+  it("the wrapper keeps a backend's byte-string batch paths (and counts them), and adds none to one without", async () => {
     const calls: string[] = [];
     const inner = await MemoryMapBackend.open();
-    const withHex = Object.assign(Object.create(inner) as typeof inner, {
-      updateHex: async (map: string, keys: readonly string[], values: readonly string[]) => {
+    const withStrings = Object.assign(Object.create(inner) as typeof inner, {
+      updateStrings: async (map: string, keys: readonly string[], values: readonly string[]) => {
         calls.push(`update ${map} ${keys.join(',')}=${values.join(',')}`);
       },
-      deleteHex: async (map: string, keys: readonly string[]) => {
+      deleteStrings: async (map: string, keys: readonly string[]) => {
         calls.push(`delete ${map} ${keys.join(',')}`);
+      },
+      readStrings: async (map: string) => {
+        calls.push(`read ${map}`);
+        return [['k', 'v'] as const];
       },
     });
     const obs = new AgentObserver('n3', 'east');
-    const wrapped = obs.wrap(withHex);
-    await wrapped.updateHex!('mesh_slots', ['00', '01'], ['aa', 'bb']);
-    await wrapped.deleteHex!('mesh_slots', ['02']);
-    expect(calls).toEqual(['update mesh_slots 00,01=aa,bb', 'delete mesh_slots 02']);
+    const wrapped = obs.wrap(withStrings);
+    await wrapped.updateStrings!('mesh_slots', ['00', '01'], ['aa', 'bb']);
+    await wrapped.deleteStrings!('mesh_slots', ['02']);
+    expect([...(await wrapped.readStrings!('mesh_slots'))]).toEqual([['k', 'v']]);
+    expect(calls).toEqual(['update mesh_slots 00,01=aa,bb', 'delete mesh_slots 02', 'read mesh_slots']);
     const text = obs.render();
     expect(text).toContain('mesh_map_ops_total{node="n3",cluster="east",map="mesh_slots",action="update"} 2');
     expect(text).toContain('mesh_map_ops_total{node="n3",cluster="east",map="mesh_slots",action="delete"} 1');
-    expect(obs.wrap(inner).updateHex).toBeUndefined();
+    const bare: MapBackend = {
+      kind: 'bare',
+      lookup: (m, k) => inner.lookup(m, k),
+      iterate: (m) => inner.iterate(m),
+      update: (m, e) => inner.update(m, e),
+      delete: (m, k) => inner.delete(m, k),
+      readMeta: () => inner.readMeta(),
+      writeMeta: (meta) => inner.writeMeta(meta),
+      close: () => inner.close(),
+    };
+    const plain = obs.wrap(bare);
+    expect(plain.updateStrings).toBeUndefined();
+    expect(plain.deleteStrings).toBeUndefined();
+    expect(plain.readStrings).toBeUndefined();
   });
 
   it('a failed apply: error status and exception on the apply and map-write spans; counted', async () => {

@@ -147,19 +147,21 @@ export class AgentObserver {
       },
       close: () => backend.close(),
     };
-    // The BPF backend's batch path from hex (one native decode per batch) must stay reachable
-    // through the wrapper: without these the reconciler falls back to two copies per entry.
-    const { updateHex, deleteHex } = backend;
-    if (updateHex)
-      wrapped.updateHex = (map, keys, values) => {
+    // The backends' batch paths from byte strings (one latin1 write per buffer in BPF, no
+    // bytes at all in memory) must stay reachable through the wrapper: without these the
+    // reconciler falls back to two copies per entry.
+    const { updateStrings, deleteStrings, readStrings } = backend;
+    if (updateStrings)
+      wrapped.updateStrings = (map, keys, values) => {
         note(map, 'update', keys.length);
-        return updateHex.call(backend, map, keys, values);
+        return updateStrings.call(backend, map, keys, values);
       };
-    if (deleteHex)
-      wrapped.deleteHex = (map, keys) => {
+    if (deleteStrings)
+      wrapped.deleteStrings = (map, keys) => {
         note(map, 'delete', keys.length);
-        return deleteHex.call(backend, map, keys);
+        return deleteStrings.call(backend, map, keys);
       };
+    if (readStrings) wrapped.readStrings = (map) => readStrings.call(backend, map);
     return wrapped;
   }
 

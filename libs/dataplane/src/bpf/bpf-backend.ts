@@ -215,6 +215,25 @@ export class BpfMapBackend implements MapBackend {
     }
   }
 
+  /** Every entry as byte strings: one dump, one latin1 string per buffer, a slice per entry. */
+  async readStrings(map: MapName): Promise<Array<[string, string]>> {
+    const info = this.mapInfo(map);
+    let dump: ReturnType<NativeAddon['dump']>;
+    try {
+      dump = this.addon.dump(info.fd, info.keySize, info.valueSize);
+    } catch (err) {
+      this.fail(err, map, 'iterate');
+    }
+    const ks = info.keySize;
+    const vs = info.valueSize;
+    const keys = dump.keys.toString('latin1', 0, dump.count * ks);
+    const values = dump.values.toString('latin1', 0, dump.count * vs);
+    const out = new Array<[string, string]>(dump.count);
+    for (let i = 0; i < dump.count; i++)
+      out[i] = [keys.slice(i * ks, (i + 1) * ks), values.slice(i * vs, (i + 1) * vs)];
+    return out;
+  }
+
   /** The map's reusable batch buffers (one contiguous key and value buffer per map). */
   private buffersOf(map: MapName, info: NativeMapInfo): BatchBuffers {
     let b = this.buffers.get(map);
@@ -248,11 +267,11 @@ export class BpfMapBackend implements MapBackend {
     this.writeBatch(map, info, keys, values, entries.length);
   }
 
-  /** The reconciler's path: a batch of hex keys and values packed by one decode per buffer. */
-  async updateHex(map: MapName, keys: readonly string[], values: readonly string[]): Promise<void> {
+  /** The reconciler's path: a batch of byte-string keys and values, one latin1 write per buffer. */
+  async updateStrings(map: MapName, keys: readonly string[], values: readonly string[]): Promise<void> {
     const info = this.mapInfo(map);
     if (keys.length === 0) return;
-    const [kb, vb] = this.buffersOf(map, info).packHex(keys, values);
+    const [kb, vb] = this.buffersOf(map, info).packStrings(keys, values);
     this.writeBatch(map, info, kb, vb, keys.length);
   }
 
@@ -262,10 +281,10 @@ export class BpfMapBackend implements MapBackend {
     this.deleteBatch(map, info, this.buffersOf(map, info).packKeys(keys), keys.length);
   }
 
-  async deleteHex(map: MapName, keys: readonly string[]): Promise<void> {
+  async deleteStrings(map: MapName, keys: readonly string[]): Promise<void> {
     const info = this.mapInfo(map);
     if (keys.length === 0) return;
-    this.deleteBatch(map, info, this.buffersOf(map, info).packHexKeys(keys), keys.length);
+    this.deleteBatch(map, info, this.buffersOf(map, info).packStringKeys(keys), keys.length);
   }
 
   async readMeta(): Promise<Meta | undefined> {

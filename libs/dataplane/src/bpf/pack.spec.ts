@@ -1,5 +1,5 @@
 import { MapError } from '../backend';
-import { codecs, toHex } from '../codec';
+import { codecs, toByteString } from '../codec';
 import { BatchBuffers } from './pack';
 
 const slots = (n: number, seed: number) =>
@@ -38,18 +38,29 @@ describe('BatchBuffers', () => {
     expect(values.equals(concat(es.map(([, v]) => v)))).toBe(true);
   });
 
-  it('decodes hex batches to the same bytes as the entries they encode', () => {
+  it('writes byte-string batches as the same bytes as the entries they encode', () => {
     const b = new BatchBuffers('mesh_slots', 8, 4);
-    const es = slots(500, 5);
-    const [hk, hv] = b.packHex(
-      es.map(([k]) => toHex(k)),
-      es.map(([, v]) => toHex(v)),
-    );
-    const fromHex = [Buffer.from(hk), Buffer.from(hv)];
-    const [keys, values] = b.packEntries(es);
-    expect(fromHex[0]!.equals(keys)).toBe(true);
-    expect(fromHex[1]!.equals(values)).toBe(true);
-    expect(b.packHexKeys(es.map(([k]) => toHex(k).toUpperCase())).equals(keys)).toBe(true);
+    for (const [n, seed] of [
+      [500, 5],
+      [2, 6],
+      [1000, 7],
+    ] as const) {
+      const es = slots(n, seed);
+      const [sk, sv] = b.packStrings(
+        es.map(([k]) => toByteString(k)),
+        es.map(([, v]) => toByteString(v)),
+      );
+      const fromStrings = [Buffer.from(sk), Buffer.from(sv)];
+      const [keys, values] = b.packEntries(es);
+      expect(fromStrings[0]!.equals(keys)).toBe(true);
+      expect(fromStrings[1]!.equals(values)).toBe(true);
+      expect(b.packStringKeys(es.map(([k]) => toByteString(k))).equals(keys)).toBe(true);
+    }
+    // Bytes 0x80-0xff stay one byte each (latin1, not UTF-8).
+    const high = new BatchBuffers('mesh_id_names', 4, 64);
+    const [, v] = high.packStrings(['\xff\x80\x00\x01'], [`${'\xe9'.repeat(63)}\0`]);
+    expect([...v.subarray(0, 3)]).toEqual([0xe9, 0xe9, 0xe9]);
+    expect(v).toHaveLength(64);
   });
 
   it('rejects a wrong-sized entry with its index and the map name', () => {
@@ -71,20 +82,32 @@ describe('BatchBuffers', () => {
     );
   });
 
-  it('rejects hex of the wrong length or with non-hex digits, naming the entry', () => {
+  it('rejects byte strings of the wrong length or with a char above 0xff, naming the entry', () => {
     const b = new BatchBuffers('mesh_slots', 8, 4);
-    const keys = slots(4, 1).map(([k]) => toHex(k));
-    const values = slots(4, 1).map(([, v]) => toHex(v));
+    const keys = slots(4, 1).map(([k]) => toByteString(k));
+    const values = slots(4, 1).map(([, v]) => toByteString(v));
     // A short and a long key that add up to the right total length.
     const odd = [...keys];
-    odd[1] = odd[1]!.slice(2);
-    odd[2] = `${odd[2]}00`;
-    expect(() => b.packHex(odd, values)).toThrow(expect.objectContaining({ done: 1 }));
-    const bad = [...values];
-    bad[2] = 'zz000000';
-    expect(() => b.packHex(keys, bad)).toThrow(
-      expect.objectContaining({ done: 2, message: expect.stringContaining('entry 2: value is not hex') }),
+    odd[1] = odd[1]!.slice(1);
+    odd[2] = `${odd[2]}\0`;
+    expect(() => b.packStrings(odd, values)).toThrow(
+      expect.objectContaining({
+        done: 1,
+        message: expect.stringContaining('entry 1: key of 7 bytes, expected 8'),
+      }),
     );
-    expect(() => b.packHex(keys, values.slice(1))).toThrow(MapError);
+    const wide = [...values];
+    wide[2] = '\u0100\0\0\0';
+    expect(() => b.packStrings(keys, wide)).toThrow(
+      expect.objectContaining({
+        code: 'EINVAL',
+        done: 2,
+        message: expect.stringContaining('entry 2: value is not a byte string'),
+      }),
+    );
+    const wideKey = [...keys];
+    wideKey[3] = `\u2603${wideKey[3]!.slice(1)}`;
+    expect(() => b.packStringKeys(wideKey)).toThrow(expect.objectContaining({ op: 'delete', done: 3 }));
+    expect(() => b.packStrings(keys, values.slice(1))).toThrow(MapError);
   });
 });

@@ -1,0 +1,52 @@
+import { DesiredWriter } from './desired-writer';
+import { digestMapSet } from './maps';
+
+describe('DesiredWriter', () => {
+  it('keeps the digest of the maps, and touches only keys whose value changed', () => {
+    const w = new DesiredWriter('n1');
+    let touched = w.begin();
+    w.set('mesh_services', 'a', '1');
+    w.set('mesh_slots', 'b', '2');
+    let d = w.finish(1, []);
+    expect(d.digest).toBe(digestMapSet(d.maps));
+    expect([...touched.mesh_services, ...touched.mesh_slots]).toEqual(['a', 'b']);
+    touched = w.begin();
+    w.set('mesh_services', 'a', '1');
+    w.set('mesh_slots', 'b', '3');
+    d = w.finish(2, ['x']);
+    expect([...touched.mesh_services]).toEqual([]);
+    expect([...touched.mesh_slots]).toEqual(['b']);
+    expect(d.digest).toBe(digestMapSet(d.maps));
+    expect(d.stats).toMatchObject({ frontends: 1, slots: 1, skipped: ['x'] });
+    expect(d.revision).toBe(2);
+  });
+
+  it('deletes retired entries unless written again in the same update', () => {
+    const w = new DesiredWriter('n1');
+    w.begin();
+    w.set('mesh_slots', 'keep', 'v');
+    w.set('mesh_slots', 'gone', 'v');
+    const touched = w.begin();
+    w.retire('mesh_slots', 'keep');
+    w.retire('mesh_slots', 'gone');
+    w.set('mesh_slots', 'keep', 'v');
+    w.dropRetired();
+    const d = w.finish(2, []);
+    expect([...d.maps.mesh_slots.keys()]).toEqual(['keep']);
+    expect([...touched.mesh_slots]).toEqual(['gone']);
+    expect(d.digest).toBe(digestMapSet(d.maps));
+  });
+
+  it('records nothing while tracking is off, and clear starts new maps', () => {
+    const w = new DesiredWriter('n1');
+    const before = w.desired;
+    w.tracking = false;
+    const touched = w.begin();
+    w.set('mesh_backends', 'k', 'v');
+    expect([...touched.mesh_backends]).toEqual([]);
+    w.clear(5);
+    expect(w.desired).not.toBe(before);
+    expect(w.finish(5, []).digest).toBe(0n);
+    expect(before.maps.mesh_backends.get('k')).toBe('v');
+  });
+});

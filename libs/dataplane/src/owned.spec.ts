@@ -1,0 +1,68 @@
+import fc from 'fast-check';
+import { BackendRefs, destOfKey, forEachOwned, type OwnedParts, packOwned, unpackOwned } from './owned';
+
+describe('Owned records', () => {
+  it('property: pack then unpack gives back every part', () => {
+    const keys = fc.array(fc.string(), { maxLength: 6 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.string(), { maxLength: 3 }),
+        keys,
+        keys,
+        keys,
+        (frontends, slots, policy, dests) => {
+          const parts = { frontends, services: frontends.map((f) => `svc:${f}`), slots, policy, dests };
+          const packed = packOwned(parts);
+          expect(packed).toHaveLength(3 + 2 * frontends.length + slots.length + policy.length + dests.length);
+          expect(unpackOwned(packed)).toEqual(parts);
+          const visited: OwnedParts = { frontends: [], services: [], slots: [], policy: [], dests: [] };
+          forEachOwned(packed, (part, key) => visited[part].push(key));
+          expect(visited).toEqual(parts);
+        },
+      ),
+    );
+  });
+
+  it('needs one mesh_services key per frontend', () => {
+    const parts = { frontends: ['a', 'b'], services: ['x'], slots: [], policy: [], dests: [] };
+    expect(() => packOwned(parts)).toThrow(RangeError);
+  });
+});
+
+describe('destOfKey', () => {
+  it('reads address, port and protocol back from a destination key', () => {
+    expect(destOfKey('127.0.1.5:9080/TCP', 1)).toMatchObject({
+      addr: 0x7f000105,
+      port: 9080,
+      proto: 6,
+      flags: 1,
+    });
+    expect(destOfKey('10.0.0.1:53/UDP', 0)).toMatchObject({
+      addr: 0x0a000001,
+      port: 53,
+      proto: 17,
+      flags: 0,
+    });
+  });
+});
+
+describe('BackendRefs', () => {
+  it('counts users, and finds destinations by address until dropped', () => {
+    const refs = new BackendRefs();
+    const addr = 0x7f000105;
+    expect(refs.acquire('127.0.1.5:80/TCP', addr)).toBe(true);
+    expect(refs.acquire('127.0.1.5:80/TCP', addr)).toBe(false);
+    expect(refs.acquire('127.0.1.5:53/UDP', addr)).toBe(true);
+    expect([...refs.at(addr)].sort()).toEqual(['127.0.1.5:53/UDP', '127.0.1.5:80/TCP']);
+    expect(refs.release('127.0.1.5:80/TCP')).toBe(false);
+    expect(refs.release('127.0.1.5:80/TCP')).toBe(true);
+    // Unused but not dropped: a redo in the same update may acquire it again.
+    expect(refs.has('127.0.1.5:80/TCP')).toBe(true);
+    expect(refs.inUse('127.0.1.5:80/TCP')).toBe(false);
+    refs.drop('127.0.1.5:80/TCP', addr);
+    expect(refs.has('127.0.1.5:80/TCP')).toBe(false);
+    expect([...refs.at(addr)]).toEqual(['127.0.1.5:53/UDP']);
+    refs.clear();
+    expect([...refs.at(addr)]).toEqual([]);
+  });
+});

@@ -1,0 +1,142 @@
+import { type Bag, bagAdd, bagRemove, bagValues } from './bag';
+import { ipv4ToU32, protoNumber } from './codec';
+import type { Dest } from './frontends';
+
+/*
+ * The incremental compiler's per-service and per-backend bookkeeping, sized
+ * for 10k+ services per agent (and 50 agents per simulation worker): flat
+ * exact-size arrays and plain counts instead of objects, tuples and Sets.
+ */
+
+/**
+ * What one global service wrote, to retract when it is redone, packed in one
+ * exact-size array: `[nFrontends, nSlots, nPolicy, ...frontend keys,
+ * ...mesh_services keys (one per frontend), ...mesh_slots keys,
+ * ...mesh_policy keys, ...destination keys]`.
+ */
+export type Owned = readonly (string | number)[];
+
+export interface OwnedParts {
+  frontends: string[];
+  services: string[];
+  slots: string[];
+  policy: string[];
+  dests: string[];
+}
+
+export function packOwned(p: OwnedParts): Owned {
+  if (p.services.length !== p.frontends.length) throw new RangeError('one mesh_services key per frontend');
+  const parts = [p.frontends, p.services, p.slots, p.policy, p.dests];
+  // Exact size: a literal with spreads grows like push (up to +50% spare slots).
+  const out = new Array<string | number>(3 + parts.reduce((n, a) => n + a.length, 0));
+  out[0] = p.frontends.length;
+  out[1] = p.slots.length;
+  out[2] = p.policy.length;
+  let i = 3;
+  for (const part of parts) for (const x of part) out[i++] = x;
+  return out;
+}
+
+export function unpackOwned(o: Owned): OwnedParts {
+  const [nFrontends, nSlots, nPolicy] = o as [number, number, number];
+  let at = 3;
+  const take = (n: number) => {
+    const part = o.slice(at, at + n) as string[];
+    at += n;
+    return part;
+  };
+  return {
+    frontends: take(nFrontends),
+    services: take(nFrontends),
+    slots: take(nSlots),
+    policy: take(nPolicy),
+    dests: take(o.length - at),
+  };
+}
+
+export type OwnedPart = keyof OwnedParts;
+
+/** Each key of `o` with the part it belongs to, in packing order (unpackOwned without the arrays). */
+export function forEachOwned(o: Owned, visit: (part: OwnedPart, key: string) => void): void {
+  const [nFrontends, nSlots, nPolicy] = o as [number, number, number];
+  const frontendsEnd = 3 + nFrontends;
+  const servicesEnd = frontendsEnd + nFrontends;
+  const slotsEnd = servicesEnd + nSlots;
+  const policyEnd = slotsEnd + nPolicy;
+  for (let i = 3; i < o.length; i++) {
+    const part =
+      i < frontendsEnd
+        ? 'frontends'
+        : i < servicesEnd
+          ? 'services'
+          : i < slotsEnd
+            ? 'slots'
+            : i < policyEnd
+              ? 'policy'
+              : 'dests';
+    visit(part, o[i] as string);
+  }
+}
+
+/** A destination key `addr:port/PROTO` (frontendsOf's format) as the fields of its mesh_backends value. */
+export function destOfKey(key: string, flags: number): Dest {
+  const colon = key.lastIndexOf(':');
+  const slash = key.indexOf('/', colon);
+  return {
+    key,
+    addr: ipv4ToU32(key.slice(0, colon)),
+    port: Number(key.slice(colon + 1, slash)),
+    proto: protoNumber(key.slice(slash + 1)),
+    flags,
+    // Not part of the mesh_backends entry (slot counts carry the weights).
+    weight: { num: 0n, den: 1n },
+  };
+}
+
+/**
+ * How many slot tables use each destination (a backend lives while any does),
+ * and destinations by address (a backend's flags follow its address).
+ */
+export class BackendRefs {
+  private readonly counts = new Map<string, number>();
+  private readonly byAddr = new Map<number, Bag<string>>();
+
+  /** One more user of `dest`; true when it had none (a new backend). */
+  acquire(dest: string, addr: number): boolean {
+    const n = this.counts.get(dest);
+    this.counts.set(dest, (n ?? 0) + 1);
+    if (n !== undefined) return false;
+    bagAdd(this.byAddr, addr, dest);
+    return true;
+  }
+
+  /** One user fewer; true when none is left (the caller collects it unless it is acquired again). */
+  release(dest: string): boolean {
+    const n = this.counts.get(dest)! - 1;
+    this.counts.set(dest, n);
+    return n === 0;
+  }
+
+  /** Whether `dest` still has users (false too once it was dropped). */
+  inUse(dest: string): boolean {
+    return (this.counts.get(dest) ?? 0) > 0;
+  }
+
+  has(dest: string): boolean {
+    return this.counts.has(dest);
+  }
+
+  drop(dest: string, addr: number): void {
+    this.counts.delete(dest);
+    bagRemove(this.byAddr, addr, dest);
+  }
+
+  at(addr: number): Iterable<string> {
+    return bagValues(this.byAddr.get(addr));
+  }
+
+  clear(): void {
+    this.counts.clear();
+    this.byAddr.clear();
+  }
+}
