@@ -1,9 +1,17 @@
 import { ConflictError, type ErrorDetail, ValidationError } from './errors';
 import type { Change } from './events';
-import { EXPORTED_KINDS, globalKeyOf, isClusterName, splitImportedName } from './federation';
-import { type ResourceRef, refKey, type StoredResource } from './resource';
+import {
+  EXPORTED_KINDS,
+  globalKeyOf,
+  importedRef,
+  isClusterName,
+  labelsMatch,
+  type SkippedImport,
+  splitImportedName,
+} from './federation';
+import { type Resource, type ResourceRef, refKey, type StoredResource } from './resource';
 import { parseResource } from './schemas';
-import { overlay, type StateView, vipKeys } from './validate';
+import { type StateView, vipKeys } from './validate';
 
 /*
  * Who may write what (federation; the model is described in federation.ts):
@@ -110,12 +118,29 @@ export function validateImport(
   if (conflicts.length > 0) throw ownershipError(conflicts, current.revision ?? 0);
 
   // VIPs: the imported Services may share them only with members of their global service.
-  const view = overlay(current, changes);
+  // Users of a VIP after the import: unchanged ones from `current`, then the pending puts (an
+  // index of its own: `overlay` would scan every pending change per lookup, O(n²) under the lock).
+  const changed = new Set(changes.map(refKey));
+  const pendingByVip = new Map<string, Change[]>();
+  for (const c of changes) {
+    if (c.op !== 'put' || c.kind !== 'Service') continue;
+    for (const vk of new Set(vipKeys(c.spec))) {
+      const users = pendingByVip.get(vk);
+      if (users) users.push(c);
+      else pendingByVip.set(vk, [c]);
+    }
+  }
+  const usersAfter = (vk: string): ResourceRef[] => {
+    const out: ResourceRef[] = [];
+    for (const r of servicesUsing(current, vk)) if (!changed.has(refKey(r))) out.push(r);
+    out.push(...(pendingByVip.get(vk) ?? []));
+    return out;
+  };
   changes.forEach((c, i) => {
     if (c.op !== 'put' || c.kind !== 'Service') return;
     const group = globalKeyOf(c);
     vipKeys(c.spec).forEach((vk, j) => {
-      for (const other of servicesUsing(view, vk)) {
+      for (const other of usersAfter(vk)) {
         if (refKey(other) === refKey(c) || globalKeyOf(other) === group) continue;
         details.push({
           path: `${pathOf(i)}.spec.ports[${j}]`,
@@ -138,4 +163,137 @@ function servicesUsing(view: StateView, vk: string): Iterable<StoredResource> {
   const out: StoredResource[] = [];
   for (const s of view.list('Service')) if (vipKeys(s.spec).includes(vk)) out.push(s);
   return out;
+}
+
+/** What an import from a peer can take against the current state, and what it leaves out. */
+export interface ImportSplit {
+  /** The exported resources (peer names) to import. */
+  accepted: Resource[];
+  /** What is left out and why, sorted by key. */
+  skipped: SkippedImport[];
+}
+
+type Holder = ResourceRef & { origin?: string };
+
+const holderOf = (r: ResourceRef & { origin?: string }): Holder =>
+  r.origin === undefined
+    ? { kind: r.kind, namespace: r.namespace, name: r.name }
+    : { kind: r.kind, namespace: r.namespace, name: r.name, origin: r.origin };
+
+const showHolder = (h: Holder) =>
+  h.origin === undefined ? `local ${show(h)}` : `${show(h)} (imported from ${h.origin})`;
+
+/**
+ * Splits `origin`'s whole exported view into what can be imported against `current` and what
+ * cannot. A Service is skipped when one of its VIPs is used outside its global service: by a
+ * local Service, another peer's import, or another Service of this same view (then both go).
+ * A Workload is skipped when it is selected by skipped Services of its origin and by no
+ * accepted one: alone it would be an import no Service of its origin uses, and the copy of a
+ * peer stays "its view minus what was skipped". A skipped resource imported earlier is deleted
+ * (it is not in `accepted`). Run it on the state the append is decided on (in `validate`):
+ * a concurrent local write can then neither slip in nor leave a stale skip behind.
+ * Malformed views are left to importChanges and validateImport, which refuse them.
+ */
+export function splitImport(current: StateView, origin: string, exported: readonly Resource[]): ImportSplit {
+  const services: StoredResource[] = [];
+  const workloads: StoredResource[] = [];
+  // The view replaces everything imported from `origin`: its VIPs are checked among themselves.
+  const ownVips = new Map<string, StoredResource[]>();
+  for (const r of exported) {
+    const imported: StoredResource = { ...importedRef(r, origin), spec: r.spec, version: 0, origin };
+    if (r.kind === 'Service') {
+      services.push(imported);
+      for (const vk of new Set(vipKeys(r.spec))) {
+        const users = ownVips.get(vk);
+        if (users) users.push(imported);
+        else ownVips.set(vk, [imported]);
+      }
+    } else if (r.kind === 'Workload') workloads.push(imported);
+  }
+
+  const skipped = new Map<string, SkippedImport>();
+  for (const s of services) {
+    const self = refKey(s);
+    const group = globalKeyOf(s);
+    for (const vk of vipKeys(s.spec)) {
+      const holders: StoredResource[] = [];
+      for (const other of servicesUsing(current, vk)) {
+        if (other.origin === origin || refKey(other) === self || globalKeyOf(other) === group) continue;
+        holders.push(other);
+      }
+      for (const other of ownVips.get(vk) ?? []) if (refKey(other) !== self) holders.push(other);
+      if (holders.length === 0) continue;
+      const holder = holderOf(holders.sort((a, b) => compareKeys(refKey(a), refKey(b)))[0]!);
+      skipped.set(self, {
+        kind: s.kind,
+        namespace: s.namespace,
+        name: s.name,
+        reason: 'vip-conflict',
+        vip: vk,
+        holder,
+        message: `${show(s)} skipped: ${vk} is used by ${showHolder(holder)} (only one global service may use a VIP)`,
+      });
+      break;
+    }
+  }
+
+  if (skipped.size > 0) {
+    const selecting = (w: StoredResource, accepted: boolean) =>
+      services.filter(
+        (s) =>
+          s.namespace === w.namespace &&
+          skipped.has(refKey(s)) !== accepted &&
+          labelsMatch(w.spec.labels, s.spec.selector),
+      );
+    for (const w of workloads) {
+      const bySkipped = selecting(w, false);
+      if (bySkipped.length === 0 || selecting(w, true).length > 0) continue;
+      const holder = holderOf(bySkipped.sort((a, b) => compareKeys(refKey(a), refKey(b)))[0]!);
+      skipped.set(refKey(w), {
+        kind: w.kind,
+        namespace: w.namespace,
+        name: w.name,
+        reason: 'selected-only-by-skipped',
+        holder,
+        message: `${show(w)} skipped: selected only by skipped ${show(holder)}`,
+      });
+    }
+  }
+
+  return {
+    accepted: exported.filter((r) => !skipped.has(refKey(importedRef(r, origin)))),
+    skipped: [...skipped.entries()].sort(([a], [b]) => compareKeys(a, b)).map(([, s]) => s),
+  };
+}
+
+const compareKeys = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The split an import was planned with is not the one the state under the append lock gives
+ * (a local write came in between): nothing was written; plan again with `skipped`.
+ */
+export class ImportPlanChanged extends ConflictError {
+  constructor(
+    readonly origin: string,
+    readonly skipped: SkippedImport[],
+    headRevision: number,
+  ) {
+    super(
+      `the import from ${origin} was planned against an older state: ${skipped.length} resource(s) to skip at revision ${headRevision}`,
+      headRevision,
+      skipped.map((s) => ({ path: refKey(s), message: s.message })),
+    );
+  }
+}
+
+/**
+ * Whether a skip may be over, judged by what its holder is now (undefined: gone). Only a
+ * VIP conflict with something outside the skipped resource's own origin can end without a new
+ * export from that origin; the importer then plans the last view again (under the lock).
+ */
+export function skipMayHaveCleared(s: SkippedImport, holderNow: StoredResource | undefined): boolean {
+  if (s.reason !== 'vip-conflict' || !s.holder || !s.vip) return false;
+  if (s.holder.origin !== undefined && s.holder.origin === splitImportedName(s.name)?.origin) return false;
+  if (holderNow?.kind !== 'Service') return true;
+  return !vipKeys(holderNow.spec).includes(s.vip) || globalKeyOf(holderNow) === globalKeyOf(s);
 }

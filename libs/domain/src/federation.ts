@@ -14,14 +14,26 @@
  * `canonicalJson` of the view equals the last one published).
  *
  * IMPORT (importer, in the importing cluster). For a message from peer P
- * (P's revision R, export-stream sequence S, view V):
+ * (P's revision R, export-stream sequence S, view V), with `plan` the resources
+ * expected to clash (the last known skips):
  *
- *   const ic = importChanges(await store.currentState(), P, V);
+ *   const accepted = V minus plan;
+ *   const ic = importChanges(await store.currentState(), P, accepted);
  *   if (!isEmptyImport(ic)) await store.append(importChangeList(ic), {
- *     ...importHeader(P, R, S),            // actor federation:P, reason, metadata
+ *     ...importHeader(P, R, S, { skipped: plan }),  // actor federation:P, reason, metadata
  *     idempotencyKey: importIdempotencyKey(P, S),  // a redelivery writes nothing
- *     validate: (view, changes) => validateImport(view, changes, P),
+ *     validate: (view, changes) => {
+ *       const locked = splitImport(view, P, V).skipped;  // under the append lock
+ *       if (!canonicalEqual(locked, plan)) throw new ImportPlanChanged(P, locked, head);
+ *       validateImport(view, changes, P);
+ *     },
  *   });
+ *
+ * and on ImportPlanChanged plan again with its `skipped` (services/importer
+ * import-append.ts). A VIP clash thus skips only the clashing Service (and the
+ * Workloads only it selects); the rest of V imports in the same change set, and
+ * the reason and metadata name what was skipped. Ownership conflicts and
+ * malformed views still refuse the whole import.
  *
  * After the cache TTL of an unreachable peer: `withdrawChanges(state, P)` with
  * `withdrawHeader(P, reason)`. `lastImport(changeSet.metadata)` reads the peer
@@ -110,7 +122,8 @@ export function affinityOf(spec: Record<string, unknown>): Affinity {
   return a === 'remote' || a === 'none' ? a : 'local';
 }
 
-function labelsMatch(labels: unknown, selector: unknown): boolean {
+/** A non-empty selector whose every pair is in `labels`. */
+export function labelsMatch(labels: unknown, selector: unknown): boolean {
   if (typeof labels !== 'object' || labels === null || typeof selector !== 'object' || selector === null)
     return false;
   const l = labels as Record<string, unknown>;
@@ -238,9 +251,41 @@ export function withdrawChanges(current: MeshState, origin: string): ImportChang
   return importChanges(current, origin, []);
 }
 
+/**
+ * An exported resource that an import left out (`splitImport` in federation-rules.ts decides,
+ * under the append lock). The rest of the peer's view is imported in the same change set.
+ */
+export interface SkippedImport {
+  kind: string;
+  namespace: string;
+  /** The imported name, `<name>.<origin>`. */
+  name: string;
+  /**
+   * `vip-conflict`: a Service whose VIP is used outside its global service;
+   * `selected-only-by-skipped`: a Workload that only skipped Services of its origin select.
+   */
+  reason: 'vip-conflict' | 'selected-only-by-skipped';
+  /** `vip:port/PROTOCOL` of the conflict (vip-conflict only). */
+  vip?: string;
+  /** The Service that uses the VIP, or the skipped Service that selects the Workload; no origin = local. */
+  holder?: ResourceRef & { origin?: string };
+  message: string;
+}
+
 /** Machine-readable import metadata, stored (and hashed) in change_sets.metadata. */
 export interface ImportMetadata {
-  federation: { origin: string; revision: number | null; seq: number | null; withdrawn?: boolean };
+  federation: {
+    origin: string;
+    revision: number | null;
+    seq: number | null;
+    withdrawn?: boolean;
+    /** The last view imported before a withdrawal, applied again on reconnect. */
+    reimport?: boolean;
+    /** The last view applied again because a skipped resource may import now (no new export). */
+    reapply?: boolean;
+    /** Present only when something was skipped. */
+    skipped?: SkippedImport[];
+  };
 }
 
 export interface ImportHeader {
@@ -249,13 +294,44 @@ export interface ImportHeader {
   metadata: ImportMetadata & Record<string, unknown>;
 }
 
+/** How many skipped resources a reason names before "and N more" (the metadata has them all). */
+const REASON_SKIPS = 3;
+
+/** `skipped 2 of the exported resources: <message>; <message>`. */
+export function skippedSummary(skipped: readonly SkippedImport[]): string {
+  const shown = skipped.slice(0, REASON_SKIPS).map((s) => s.message);
+  const more = skipped.length > REASON_SKIPS ? `; and ${skipped.length - REASON_SKIPS} more` : '';
+  return `skipped ${skipped.length} of the exported resources: ${shown.join('; ')}${more}`;
+}
+
+export interface ImportHeaderOptions {
+  /** What the import left out; named in the reason and listed in the metadata. */
+  skipped?: readonly SkippedImport[];
+  /** `reimport`: after a withdrawal; `reapply`: the same view again, after a local change. */
+  again?: 'reimport' | 'reapply';
+}
+
 /** actor, reason and metadata of an import change set from `peer` at its revision / export sequence. */
-export function importHeader(peer: string, revision: number, seq: number): ImportHeader {
-  return {
-    actor: federationActor(peer),
-    reason: `import from ${peer} revision ${revision} (export seq ${seq})`,
-    metadata: { federation: { origin: peer, revision, seq } },
-  };
+export function importHeader(
+  peer: string,
+  revision: number,
+  seq: number,
+  opts: ImportHeaderOptions = {},
+): ImportHeader {
+  const federation: ImportMetadata['federation'] = { origin: peer, revision, seq };
+  let reason = `import from ${peer} revision ${revision} (export seq ${seq})`;
+  if (opts.again === 'reimport') {
+    reason += ', re-imported after withdrawal';
+    federation.reimport = true;
+  } else if (opts.again === 'reapply') {
+    reason += ', re-applied after a local change';
+    federation.reapply = true;
+  }
+  if (opts.skipped && opts.skipped.length > 0) {
+    reason += `; ${skippedSummary(opts.skipped)}`;
+    federation.skipped = [...opts.skipped];
+  }
+  return { actor: federationActor(peer), reason, metadata: { federation } };
 }
 
 /** Header of the change set that withdraws `peer`'s imports (e.g. `cache TTL 300s expired`). */
@@ -278,4 +354,19 @@ export function lastImport(
 ): ImportMetadata['federation'] | undefined {
   const f = metadata?.federation as ImportMetadata['federation'] | undefined;
   return f && typeof f.origin === 'string' ? f : undefined;
+}
+
+/** The skipped resources an import change set recorded (none for older or malformed metadata). */
+export function skippedOf(metadata: Record<string, unknown> | null | undefined): SkippedImport[] {
+  const skipped = lastImport(metadata)?.skipped;
+  if (!Array.isArray(skipped)) return [];
+  return skipped.filter(
+    (s): s is SkippedImport =>
+      typeof s === 'object' &&
+      s !== null &&
+      typeof s.kind === 'string' &&
+      typeof s.namespace === 'string' &&
+      typeof s.name === 'string' &&
+      typeof s.message === 'string',
+  );
 }

@@ -96,9 +96,29 @@ describe('export codec', () => {
       peerSeq: 3,
       lag: 0,
       lastError: null,
+      skipped: [
+        {
+          kind: 'Service',
+          namespace: 'default',
+          name: 'web.east',
+          reason: 'vip-conflict' as const,
+          vip: '127.100.0.1:80/TCP',
+          holder: { kind: 'Service', namespace: 'default', name: 'legacy' },
+          message:
+            'Service default/web.east skipped: 127.100.0.1:80/TCP is used by local Service default/legacy',
+        },
+      ],
+      skippedCount: 1,
       updatedAt: '2026-11-25T00:00:01.000Z',
     };
     expect(decodeLinkStatus(encodeLinkStatus(s))).toEqual(s);
     expect(() => decodeLinkStatus(encodeLinkStatus({ ...s, state: 'up' as never }))).toThrow();
+    // A value an importer wrote before skips were reported still decodes, with none skipped.
+    const { skipped: _s, skippedCount: _c, ...old } = s;
+    expect(decodeLinkStatus(Buffer.from(JSON.stringify(old)))).toEqual({
+      ...s,
+      skipped: [],
+      skippedCount: 0,
+    });
   });
 });

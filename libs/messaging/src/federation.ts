@@ -1,4 +1,4 @@
-import type { Resource } from '@meshplane/domain';
+import type { Resource, SkippedImport } from '@meshplane/domain';
 import {
   DiscardPolicy,
   type JetStreamClient,
@@ -252,8 +252,27 @@ export interface FederationLinkStatus {
   /** Export messages the peer has that this cluster has not applied yet. */
   lag: number;
   lastError: string | null;
+  /**
+   * What the last import of the peer's view left out (a VIP used outside its global service),
+   * at most MAX_LINK_SKIPPED entries; imported without operator action once the clash is gone.
+   */
+  skipped: SkippedImport[];
+  /** How many resources were skipped (may exceed `skipped.length`). */
+  skippedCount: number;
   updatedAt: string;
 }
+
+/** Entries of `skipped` a link status carries (the import change set's metadata has them all). */
+export const MAX_LINK_SKIPPED = 50;
+
+const RefWire = z.object({ kind: z.string(), namespace: z.string(), name: z.string() });
+
+const SkippedWire = RefWire.extend({
+  reason: z.enum(['vip-conflict', 'selected-only-by-skipped']),
+  vip: z.string().optional(),
+  holder: RefWire.extend({ origin: z.string().optional() }).optional(),
+  message: z.string(),
+});
 
 const LinkWire = z.object({
   cluster: z.string(),
@@ -267,6 +286,9 @@ const LinkWire = z.object({
   peerSeq: z.number().int().nonnegative(),
   lag: z.number().int(),
   lastError: z.string().nullable(),
+  // Absent in values written before skips were reported.
+  skipped: z.array(SkippedWire).default([]),
+  skippedCount: z.number().int().nonnegative().default(0),
   updatedAt: z.string(),
 });
 

@@ -1,13 +1,13 @@
 import {
-  emptyState,
   federationActor,
   importChangeList,
-  importChanges,
-  importHeader,
   importIdempotencyKey,
   isEmptyImport,
   lastImport,
-  type MeshState,
+  refKey,
+  type SkippedImport,
+  skipMayHaveCleared,
+  skippedOf,
   validateImport,
   withdrawChanges,
   withdrawHeader,
@@ -21,6 +21,7 @@ import {
   exportSubject,
   type FederationLinkStatus,
   importStreamName,
+  MAX_LINK_SKIPPED,
   readExportHeaders,
   streamInfoOrUndefined,
   type TraceContext,
@@ -28,7 +29,9 @@ import {
 import type { ConsumerMessages, JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { FederationPeer } from './config';
+import { appendImport } from './import-append';
 import { errorFields, type Logger } from './logger';
+import { readImported, readResources } from './resources';
 
 export interface PeerLinkOptions {
   cluster: string;
@@ -65,6 +68,8 @@ export class PeerLink {
   private since = new Date();
   private peerSeq = 0;
   private lastError: string | null = null;
+  /** What the last import of the peer's view left out (re-planned when a clash may be gone). */
+  private skipped: SkippedImport[] = [];
   /** The message of `appliedSeq` (what a re-import after a withdrawal applies again). */
   private lastApplied: Received | undefined;
   private pending: Received[] = [];
@@ -96,8 +101,10 @@ export class PeerLink {
     this.appliedSeq = imp?.seq ?? 0;
     this.appliedRevision = imp?.revision ?? 0;
     this.lastImportRevision = imported[0] ? Number(imported[0].revision) : null;
+    this.skipped = imported[0] ? skippedOf(imported[0].metadata) : [];
     if (last[0] && lastImport(last[0].metadata)?.withdrawn) {
       this.withdrawn = true;
+      this.skipped = [];
       this.withdrawRevision = Number(last[0].revision);
     }
     this.o.log.info('peer link starting', {
@@ -130,6 +137,8 @@ export class PeerLink {
       peerSeq: this.peerSeq,
       lag: Math.max(0, this.peerSeq - this.appliedSeq),
       lastError: this.lastError,
+      skipped: this.skipped.slice(0, MAX_LINK_SKIPPED),
+      skippedCount: this.skipped.length,
       updatedAt: new Date().toISOString(),
     };
   }
@@ -185,65 +194,59 @@ export class PeerLink {
         if (this.state !== 'connected') return;
         // Back after a withdrawal: the next export (a whole view) restores everything by itself;
         // without one, re-apply the last view imported before the withdrawal.
-        if (!next && this.lastApplied) await this.apply(this.lastApplied, true);
+        if (!next && this.lastApplied) await this.apply(this.lastApplied, 'reimport');
         this.withdrawn = false;
         continue;
       }
-      if (!next) return;
-      await this.apply(next, false);
+      if (!next) {
+        if (this.lastApplied && (await this.skipsMayHaveCleared()))
+          await this.apply(this.lastApplied, 'reapply');
+        return;
+      }
+      await this.apply(next, 'import');
       this.pending.shift();
     }
   }
 
-  /** The part of the current state that this peer owns (what importChanges compares against). */
-  private async importedState(): Promise<MeshState> {
-    const rows = await this.o.store.db
-      .selectFrom('resources')
-      .selectAll()
-      .where('origin', '=', this.name)
-      .execute();
-    const state = emptyState();
-    for (const r of rows) {
-      const spec = typeof r.spec === 'string' ? JSON.parse(r.spec) : r.spec;
-      state.resources.set(`${r.kind}/${r.namespace}/${r.name}`, {
-        kind: r.kind,
-        namespace: r.namespace,
-        name: r.name,
-        spec,
-        version: Number(r.version),
-        origin: r.origin ?? undefined,
-      });
-    }
-    return state;
-  }
-
-  private async apply(m: Received, reimport: boolean): Promise<void> {
-    const ic = importChanges(await this.importedState(), this.name, m.resources);
-    if (!reimport && this.appliedSeq > 0 && m.seq !== this.appliedSeq + 1) {
+  /**
+   * Imports view `m` minus what clashes (see appendImport). `reimport`: the last view again after
+   * a withdrawal; `reapply`: the last view again because a skipped resource may import now.
+   */
+  private async apply(m: Received, mode: 'import' | 'reimport' | 'reapply'): Promise<void> {
+    if (mode === 'import' && this.appliedSeq > 0 && m.seq !== this.appliedSeq + 1) {
       // Only when the import stream's retention dropped messages: the view is whole, so apply it.
       this.o.log.warn('export sequence gap', { peer: this.name, from: this.appliedSeq, to: m.seq });
     }
-    if (!isEmptyImport(ic)) {
-      const h = importHeader(this.name, m.revision, m.seq);
-      const key = importIdempotencyKey(this.name, m.seq);
-      const res = await this.o.store.append(importChangeList(ic), {
-        actor: h.actor,
-        reason: reimport ? `${h.reason}, re-imported after withdrawal` : h.reason,
-        metadata: reimport ? { federation: { ...h.metadata.federation, reimport: true } } : h.metadata,
-        idempotencyKey: reimport ? `${key}:after:${this.withdrawRevision}` : key,
-        traceContext: m.trace?.traceparent ?? null,
-        validate: (view, changes) => validateImport(view, changes, this.name),
-      });
-      if (res.status !== 'unchanged') this.lastImportRevision = res.changeSet.revision;
+    const key = importIdempotencyKey(this.name, m.seq);
+    const { result, skipped } = await appendImport({
+      store: this.o.store,
+      peer: this.name,
+      view: m,
+      importedState: () => readImported(this.o.store, this.name),
+      // A re-apply tries the whole view: the lock decides what still clashes.
+      guess: mode === 'reapply' ? [] : this.skipped,
+      ...(mode === 'import' ? {} : { again: mode }),
+      idempotencyKey:
+        mode === 'reimport'
+          ? `${key}:after:${this.withdrawRevision}`
+          : mode === 'reapply'
+            ? `${key}:reapply:${this.lastImportRevision ?? 0}`
+            : key,
+      traceContext: m.trace?.traceparent ?? null,
+    });
+    if (result && result.status !== 'unchanged') this.lastImportRevision = result.changeSet.revision;
+    if (result || mode !== 'reapply') {
       this.o.log.info('imported', {
         peer: this.name,
         exportSeq: m.seq,
         peerRevision: m.revision,
-        revision: res.status === 'unchanged' ? null : res.changeSet.revision,
-        status: res.status,
-        reimport,
+        revision: result && result.status !== 'unchanged' ? result.changeSet.revision : null,
+        status: result?.status ?? 'unchanged',
+        mode,
+        skipped: skipped.length,
       });
     }
+    this.noteSkipped(skipped);
     if (m.seq >= this.appliedSeq) {
       this.appliedSeq = m.seq;
       this.appliedRevision = m.revision;
@@ -253,10 +256,38 @@ export class PeerLink {
     await this.writeStatus();
   }
 
+  private noteSkipped(skipped: SkippedImport[]): void {
+    const keys = (l: SkippedImport[]) => l.map((s) => `${refKey(s)} ${s.message}`).join('\n');
+    if (keys(skipped) === keys(this.skipped)) return;
+    if (skipped.length > 0)
+      this.o.log.warn('import skipped resources', {
+        peer: this.name,
+        skipped: skipped.slice(0, MAX_LINK_SKIPPED).map((s) => s.message),
+        count: skipped.length,
+      });
+    else this.o.log.info('nothing skipped any more', { peer: this.name, was: this.skipped.length });
+    this.skipped = skipped;
+  }
+
+  /**
+   * Whether a skipped Service's VIP may be free now (its holder deleted, moved or part of its
+   * global service): one read of the holders, so a persisting clash costs no append attempt.
+   */
+  private async skipsMayHaveCleared(): Promise<boolean> {
+    // Skips that would clear if their holder were gone (not Workloads, not clashes inside the view).
+    const candidates = this.skipped.filter((s) => s.holder && skipMayHaveCleared(s, undefined));
+    if (candidates.length === 0) return false;
+    const now = await readResources(
+      this.o.store,
+      candidates.map((s) => s.holder!),
+    );
+    return candidates.some((s) => skipMayHaveCleared(s, now.get(refKey(s.holder!))));
+  }
+
   private async withdraw(): Promise<void> {
     if (this.withdrawn || this.state !== 'disconnected') return;
     const why = `peer ${this.name} unreachable for ${formatDuration(this.o.cacheTtlMs)}`;
-    const ic = withdrawChanges(await this.importedState(), this.name);
+    const ic = withdrawChanges(await readImported(this.o.store, this.name), this.name);
     let revision = (await this.o.store.reader.head()).revision;
     if (!isEmptyImport(ic)) {
       const h = withdrawHeader(this.name, why);
@@ -268,6 +299,8 @@ export class PeerLink {
     }
     this.withdrawn = true;
     this.withdrawRevision = revision;
+    // Nothing of the peer is imported now; the re-import plans its view afresh.
+    this.skipped = [];
     this.o.log.warn('imports withdrawn', { peer: this.name, reason: why, revision });
     await this.writeStatus();
   }

@@ -6,7 +6,9 @@ import { clean, table, toJson, toYaml, truncate } from '../format';
 import { formatAge } from './status';
 
 /** What `GET /v1/federation` answers (services/api/src/federation): each peer's link, and whether it is stale. */
-export interface FederationPeerItem extends Omit<FederationLinkStatus, 'cluster'> {
+export interface FederationPeerItem
+  extends Omit<FederationLinkStatus, 'cluster' | 'skipped' | 'skippedCount'>,
+    Partial<Pick<FederationLinkStatus, 'skipped' | 'skippedCount'>> {
   stale: boolean;
 }
 
@@ -34,6 +36,24 @@ export function federationTable(r: FederationResponse, now = Date.now()): string
   );
 }
 
+/**
+ * Below the table, per peer: what its last import left out and why (the VIP and who holds it).
+ * Empty when nothing is skipped (and from an API that does not report skips).
+ */
+export function skippedSection(r: FederationResponse): string {
+  const out: string[] = [];
+  for (const p of r.peers) {
+    const skipped = p.skipped ?? [];
+    const count = Math.max(p.skippedCount ?? 0, skipped.length);
+    if (count === 0) continue;
+    out.push(`\nSkipped from ${clean(p.peer)} (${count}; imported once the clash is gone):`);
+    for (const s of skipped) out.push(`  ${clean(s.message)}`);
+    if (count > skipped.length)
+      out.push(`  ... and ${count - skipped.length} more (see the import change set)`);
+  }
+  return out.length > 0 ? `${out.join('\n')}\n` : '';
+}
+
 export function registerFederation(program: Command, ctx: Context): void {
   const fed = program.command('federation').description('multi-cluster federation');
   fed
@@ -44,7 +64,9 @@ export function registerFederation(program: Command, ctx: Context): void {
       'after',
       '\nLINK: CONNECTED when the peer answers through its JetStream domain; DISCONNECTED backends\n' +
         'are kept for the cache TTL (MESH_FEDERATION_CACHE_TTL), then withdrawn. EXPORT-SEQ is\n' +
-        'imported/published by the peer; IMPORTED-AS is the local revision of the last import.\n',
+        'imported/published by the peer; IMPORTED-AS is the local revision of the last import.\n' +
+        'Exported resources whose VIP is used outside their global service are skipped (listed\n' +
+        'below the table); the rest of the peer imports, and they follow once the VIP is free.\n',
     )
     .action(async (opts: { output: OutputFormat }, cmd: Command) => {
       const r = await fetchFederation(ctx.client(cmd));
@@ -52,7 +74,7 @@ export function registerFederation(program: Command, ctx: Context): void {
       else if (opts.output === 'yaml') ctx.io.out(toYaml(r));
       else if (r.peers.length === 0)
         ctx.io.err(`No federation peers in cluster ${clean(r.cluster)} (no importer has run).\n`);
-      else ctx.io.out(federationTable(r));
+      else ctx.io.out(federationTable(r) + skippedSection(r));
     });
 }
 
