@@ -59,6 +59,11 @@ export async function connectNats(url: string, opts: ConnectNatsOptions): Promis
         timeout: opts.attemptTimeoutMs ?? 5_000,
         pingInterval: opts.pingIntervalMs ?? 5_000,
         maxPingOut: opts.maxPingOut ?? 3,
+        // Otherwise every request (each JetStream publish and KV put) builds an Error with a
+        // captured stack up front, in case it fails: a measurable share of an agent's CPU per
+        // status write. Failures are still errors with the server's reason; they lose only the
+        // caller's stack, which our logs do not print.
+        noAsyncTraces: true,
       });
     } catch (err) {
       const remaining = deadline - Date.now();

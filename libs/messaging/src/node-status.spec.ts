@@ -88,6 +88,16 @@ describe('node status codec', () => {
     ).toThrow('at dataplane');
   });
 
+  it('re-encodes a history record whose time changed, and extra fields never replace the history', () => {
+    const s = fc.sample(statusArb, 1)[0]!;
+    const rec = { revision: 7, appliedAt: new Date('2026-01-01T00:00:00Z'), durationMs: 1 };
+    const status = { ...s, recentApplies: [rec] };
+    expect(decodeNodeStatus(encodeNodeStatus(status)).recentApplies).toEqual([rec]);
+    rec.appliedAt = new Date('2026-01-02T00:00:00Z');
+    const out = decodeNodeStatus(encodeNodeStatus(status, { recentApplies: [] }));
+    expect(out.recentApplies).toEqual([{ ...rec }]);
+  });
+
   it('refuses to encode an invalid date', () => {
     const s = fc.sample(statusArb, 1)[0]!;
     expect(() => encodeNodeStatus({ ...s, heartbeatAt: new Date('x') })).toThrow(/heartbeatAt/);

@@ -96,23 +96,22 @@ const iso = (d: Date, field: string): string => {
 };
 const isoOrNull = (d: Date | null | undefined, field: string) => (d ? iso(d, field) : null);
 
-// An agent re-encodes the same (immutable) history records on every write; their wire form is
-// kept so that a write costs one stringify of the record list, not 64 toISOString calls.
-type AppliedWire = { revision: number; appliedAt: string; durationMs: number; receivedAt?: string };
-const appliedWire = new WeakMap<AppliedRecord, { ms: number; wire: AppliedWire }>();
-const appliedToWire = (a: AppliedRecord): AppliedWire => {
-  const hit = appliedWire.get(a);
+// An agent re-encodes the same (immutable) history records on every write: each record's JSON is
+// kept, so a write joins up to 64 cached strings instead of stringifying 64 objects with dates.
+const appliedJson = new WeakMap<AppliedRecord, { ms: number; json: string }>();
+const appliedToJson = (a: AppliedRecord): string => {
+  const hit = appliedJson.get(a);
   const ms = a.appliedAt instanceof Date ? a.appliedAt.getTime() : Number.NaN;
-  if (hit && hit.ms === ms && hit.wire.revision === a.revision && hit.wire.durationMs === a.durationMs)
-    return hit.wire;
-  const wire: AppliedWire = {
+  if (hit && hit.ms === ms) return hit.json;
+  const wire: Record<string, unknown> = {
     revision: a.revision,
     appliedAt: iso(a.appliedAt, 'recentApplies.appliedAt'),
     durationMs: a.durationMs,
   };
   if (a.receivedAt !== undefined) wire.receivedAt = iso(a.receivedAt, 'recentApplies.receivedAt');
-  appliedWire.set(a, { ms, wire });
-  return wire;
+  const json = JSON.stringify(wire);
+  appliedJson.set(a, { ms, json });
+  return json;
 };
 
 /**
@@ -135,10 +134,15 @@ export function encodeNodeStatus(s: NodeStatus, extra?: Record<string, unknown>)
   if (s.state !== undefined) wire.state = s.state;
   if (s.failedRevision !== undefined) wire.failedRevision = s.failedRevision;
   if (s.lastErrorAt !== undefined) wire.lastErrorAt = isoOrNull(s.lastErrorAt, 'lastErrorAt');
-  if (s.recentApplies !== undefined) wire.recentApplies = s.recentApplies.map(appliedToWire);
   if (s.dataplane !== undefined) wire.dataplane = s.dataplane;
-  if (extra) for (const [k, v] of Object.entries(extra)) if (!(k in wire)) wire[k] = v;
-  return Buffer.from(JSON.stringify(wire), 'utf8');
+  if (extra)
+    for (const [k, v] of Object.entries(extra)) if (!(k in wire) && k !== 'recentApplies') wire[k] = v;
+  let json = JSON.stringify(wire);
+  // The history goes last, spliced in from the cached records (wire always has fields, so the
+  // object text ends in "}" after at least one member).
+  if (s.recentApplies !== undefined)
+    json = `${json.slice(0, -1)},"recentApplies":[${s.recentApplies.map(appliedToJson).join(',')}]}`;
+  return Buffer.from(json, 'utf8');
 }
 
 export function decodeNodeStatus(bytes: Uint8Array): NodeStatus {
