@@ -3,32 +3,21 @@ import {
   BpfMapBackend,
   type CgroupIdOf,
   fakeCgroupId,
-  IncrementalCompiler,
-  type IncrementalResult,
   type MapBackend,
   Reconciler,
 } from '@meshplane/dataplane';
-import { emptyState, evolveInPlace, type MeshState, refKey } from '@meshplane/domain';
-import {
-  connectNats,
-  decodeNodeStatus,
-  decodeRevision,
-  nodeStatusKey,
-  provisionStatusBucket,
-  RevisionCodecError,
-  streamInfoOrUndefined,
-  streamName,
-} from '@meshplane/messaging';
+import type { MeshState } from '@meshplane/domain';
+import { connectNats, provisionStatusBucket, RevisionCodecError, streamName } from '@meshplane/messaging';
 import { DeliverPolicy, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { KV } from '@nats-io/kv';
-import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Restart, RevisionApplier } from './applier';
+import { chooseBase, restoreHistory } from './bootstrap';
 import type { AgentConfig } from './config';
 import { type Dataplane, type DataplaneInfo, fromBpfBackend, openDataplane } from './dataplane';
 import { consoleLogger, type Logger } from './logger';
 import { AgentObserver } from './metrics';
 import { httpSnapshotSource, type SnapshotSource } from './snapshot';
 import { DEFAULT_STATUS_INTERVAL_MS, StatusReporter } from './status';
-import { type CgroupSnapshot, changedCgroups } from './workload-cgroups';
 
 /*
  * The node agent's loop (issue 4):
@@ -38,19 +27,16 @@ import { type CgroupSnapshot, changedCgroups } from './workload-cgroups';
  *      API snapshot (the maps hold compiled entries, not resources, so the
  *      state at the checkpoint must come from one of the two);
  *   3. consume the stream with an ORDERED consumer from the next revision;
- *   4. per batch of buffered revisions (coalesced): evolve, compile (the
- *      incremental compiler: only the services the changes can affect), diff
- *      the touched keys against the maps, apply the ordered ops, checkpoint,
- *      report status.
+ *   4. per batch of buffered revisions (coalesced): evolve, compile, diff the
+ *      touched keys against the maps, apply the ordered ops, checkpoint, report
+ *      status (applier.ts).
  * A state older than the checkpoint is never applied (no rollback of maps on a
  * replay or a lagging snapshot). A gap in the revisions, or one that cannot
  * be decoded, sends the agent back to step 2. A failed apply is reported as
  * ERROR and retried by the reconciler with backoff; the checkpoint stays put.
  *
  * With the bpf dataplane the agent also keeps the cgroups of its node's workloads
- * (`<MESH_CGROUP>/<namespace>.<name>`): created before each compile, rescanned every
- * MESH_CGROUP_SCAN_MS, and when a cgroup id changed (created by hand, removed, re-created)
- * the identities are recompiled and written. A periodic full pass (MESH_RESYNC_MS) reads
+ * (`<MESH_CGROUP>/<namespace>.<name>`), rescanned every MESH_CGROUP_SCAN_MS (applier.ts). A periodic full pass (MESH_RESYNC_MS) reads
  * every map back and repairs drift; repairs are logged and counted in the status value.
  */
 
@@ -101,8 +87,6 @@ export interface AgentHandle {
   stop(): Promise<void>;
 }
 
-class Restart extends Error {}
-
 export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Promise<AgentHandle> {
   const log = deps.log ?? consoleLogger({ component: 'agent', node: config.node, cluster: config.cluster });
   const startedAt = new Date().toISOString();
@@ -142,28 +126,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const retryMs = deps.retryMs ?? 1000;
   const stream = streamName(config.cluster);
 
-  let state: MeshState = emptyState();
-  let queue: Array<{ seq: number; data: Uint8Array; headers?: MsgHdrs | undefined; receivedAt: number }> = [];
-  // When the newest folded revision arrived, and whether it was folded alone (not coalesced):
-  // only then is its receive time that revision's own, for `meshctl trace`.
-  let received: { revision: number; at: number; alone: boolean } | undefined;
   const observer = deps.observer ?? new AgentObserver(config.node, config.cluster);
-  let minApply = 0;
-  let lastSubmitted = -1;
-  // Incremental compile: rebuilt from scratch after every (re)bootstrap, fed the changed keys after that.
-  let compiler: IncrementalCompiler | undefined;
-  let changed = new Set<string>();
-  let fullPlan = true;
-  let applying = false;
   let stopped = false;
   let wake: (() => void) | undefined;
   let stopConsumer: (() => void) | undefined;
   const waiters = new Set<() => void>();
-  // Workload cgroup ids as of the last compile; a rescan that finds others recompiles identities.
-  let compiledCgroups: CgroupSnapshot = new Map();
-  let lastScan: CgroupSnapshot = new Map();
-  let identitiesStale = false;
-  let cgroupRefreshes = 0;
   let lastRepairAt: string | null = null;
   let appliesSinceStart = 0;
 
@@ -175,11 +142,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       lastRepairAt,
       startedAt,
     };
-    if (cgroups) {
-      out.workloads = cgroups.size;
-      out.workloadCgroups = cgroups.present(lastScan);
-      out.cgroupRefreshes = cgroupRefreshes;
-    }
+    const c = applier.cgroupStatus();
+    if (c) Object.assign(out, c, { cgroupRefreshes: applier.cgroupRefreshes });
     return out;
   };
 
@@ -194,11 +158,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   });
   const onOutcome = (o: ApplyOutcome) => {
     observer.outcome(o);
-    const rx =
-      o.ok && o.kind === 'apply' && received?.revision === o.revision && received.alone
-        ? received.at
-        : undefined;
-    reporter.outcome(o, queue.length > 0, rx);
+    reporter.outcome(o, applier.backlog > 0, applier.receivedAtFor(o));
     if (o.ok) for (const w of [...waiters]) w();
     if (!o.ok) log.warn('apply failed', { revision: o.revision, error: o.error, retryInMs: o.retryInMs });
     else if (o.kind === 'full-pass' && o.ops > 0) {
@@ -226,140 +186,29 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     onOutcome,
   });
 
-  // Compile and apply the state once everything already buffered has been folded in.
-  const applyPending = async (): Promise<void> => {
-    if (applying) return;
-    applying = true;
-    try {
-      const before = state.revision;
-      while (queue.length > 0 && !stopped) {
-        const batch = queue;
-        queue = [];
-        for (const m of batch) {
-          foldRevision(m.seq, m.data, m.headers);
-          if (m.seq === state.revision)
-            received = { revision: m.seq, at: m.receivedAt, alone: m.seq === before + 1 };
-        }
-      }
-      if (stopped || state.revision < minApply) return;
-      if (state.revision === lastSubmitted && !identitiesStale) return;
-      reporter.setState('APPLYING');
-      const span = observer.beginApply(state.revision);
-      let result: IncrementalResult;
-      try {
-        span.compileStarted();
-        if (cgroups) {
-          // The cgroups exist before the compile reads their ids (processes can join them at once).
-          if (compiler === undefined) cgroups.reset(state);
-          else cgroups.track(state, changed);
-          cgroups.ensureAll();
-          // A cgroup id the last compile did not see must reach mesh_identities. The incremental
-          // compiler rewrites every local identity when a local workload is among the changes;
-          // otherwise (a cgroup created or re-created by hand) only a full compile does it.
-          const now = cgroups.snapshot();
-          const localChange = [...changed].some((k) => compiledCgroups.has(k) || now.has(k));
-          if (identitiesStale || (!localChange && changedCgroups(compiledCgroups, now).length > 0))
-            compiler = undefined;
-          identitiesStale = false;
-          compiledCgroups = now;
-          lastScan = now;
-        }
-        // After a (re)bootstrap: everything, with ids read from the maps. Then only what changed.
-        if (compiler === undefined) {
-          const fresh = new IncrementalCompiler(config.node, { cgroupIdOf });
-          result = fresh.reset(state, await reconciler.allocator());
-          compiler = fresh;
-          fullPlan = true;
-        } else result = compiler.update(state, changed);
-        changed = new Set();
-        span.compiled({ 'mesh.full_compile': fullPlan, 'mesh.skipped': result.desired.stats.skipped.length });
-      } catch (err) {
-        span.failed(err);
-        // Reading the maps back failed: nothing was submitted, so the next pass tries again.
-        reporter.setState('ERROR', `revision ${state.revision}: ${(err as Error).message}`);
-        void reporter.publish();
-        throw err;
-      }
-      const { desired } = result;
-      if (desired.stats.skipped.length)
-        log.warn('resources skipped by compile', { skipped: desired.stats.skipped });
-      lastSubmitted = state.revision;
-      span.submitted(await reconciler.submit(desired, fullPlan ? {} : { touched: result.touched }));
-      fullPlan = false;
-    } finally {
-      applying = false;
-    }
-    if (queue.length > 0 && !stopped) await applyPending();
-  };
+  const applier = new RevisionApplier({
+    node: config.node,
+    reconciler,
+    reporter,
+    observer,
+    log,
+    cgroupIdOf,
+    cgroups,
+    stopped: () => stopped,
+  });
 
-  const foldRevision = (seq: number, data: Uint8Array, headers?: MsgHdrs): void => {
-    if (seq <= state.revision) return; // already folded (redelivery after a consumer reset)
-    if (seq !== state.revision + 1)
-      throw new Restart(`revision ${state.revision + 1} is missing (got ${seq})`);
-    const cs = decodeRevision(data);
-    if (cs.revision !== seq) throw new Restart(`stream sequence ${seq} carries revision ${cs.revision}`);
-    for (const e of cs.events) {
-      evolveInPlace(state, e);
-      changed.add(refKey(e));
-    }
-    state.revision = seq;
-    observer.foldedRevision(cs, headers);
-  };
-
-  const bootstrap = async (
-    jsm: JetStreamManager,
-    checkpoint: number,
-    preferSnapshot: boolean,
-  ): Promise<number> => {
-    reporter.setState('BOOTSTRAPPING');
-    for (;;) {
-      if (stopped) return 0;
-      const info = await streamInfoOrUndefined(jsm, stream).catch((err: Error) => {
-        log.warn('stream info failed', { error: err.message });
-        return null;
-      });
-      if (info === null) {
-        await sleep(retryMs);
-        continue;
-      }
-      if (!info) {
-        reporter.setState('BOOTSTRAPPING', `stream ${stream} does not exist yet`);
-        void reporter.publish();
-        await sleep(retryMs);
-        continue;
-      }
-      const first = info.state.first_seq;
-      const last = info.state.last_seq;
-      const holdsAll = last === 0 || first <= 1;
-      // Replay: resumes a checkpoint without the API, and is the only way when there is no API.
-      if (holdsAll && (!snapshot || (checkpoint > 0 && !preferSnapshot))) {
-        log.info('rebuilding state from the stream', { checkpoint, last });
-        state = emptyState();
-        return 1;
-      }
-      if (!snapshot) {
-        reporter.setState(
-          'ERROR',
-          `stream ${stream} starts at revision ${first} and MESH_API_URL is not set`,
-        );
-        void reporter.publish();
-        await sleep(retryMs);
-        continue;
-      }
-      try {
-        const snap = await snapshot();
-        if (snap.revision + 1 < first)
-          throw new Error(`snapshot at ${snap.revision} is older than the stream (${first})`);
-        log.info('bootstrapped from the API snapshot', { revision: snap.revision, checkpoint });
-        state = snap.state;
-        return snap.revision + 1;
-      } catch (err) {
-        reporter.setState('BOOTSTRAPPING', `snapshot failed: ${(err as Error).message}`);
-        void reporter.publish();
-        await sleep(retryMs);
-      }
-    }
-  };
+  const bootstrap = (jsm: JetStreamManager, checkpoint: number, preferSnapshot: boolean) =>
+    chooseBase({
+      jsm,
+      stream,
+      checkpoint,
+      preferSnapshot,
+      snapshot,
+      reporter,
+      log,
+      retryMs,
+      stopped: () => stopped,
+    });
 
   // After a NATS reconnect (a restarted server may have lost the consumer) the ordered consumer
   // would notice only after missed heartbeats or a backoff of its `expires`: the agent stops it and
@@ -391,7 +240,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     const pump = (async () => {
       for await (const m of messages) {
         observer.received(m.seq);
-        queue.push({ seq: m.seq, data: m.data, headers: m.headers, receivedAt: Date.now() });
+        applier.enqueue(m.seq, m.data, m.headers, Date.now());
         wake?.();
       }
     })();
@@ -399,18 +248,18 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     for (;;) {
       if (stopped) break;
       try {
-        await applyPending();
+        await applier.applyPending();
       } catch (err) {
         failure = err as Error;
         break;
       }
-      if (queue.length > 0) continue; // arrived while applying: coalesce them now
-      if (identitiesStale && state.revision >= minApply) continue; // a workload cgroup changed
+      if (applier.backlog > 0) continue; // arrived while applying: coalesce them now
+      if (applier.identitiesPending) continue; // a workload cgroup changed
       const done = await Promise.race([
         pump.then(() => true),
         new Promise<false>((r) => (wake = () => r(false))),
       ]);
-      if (done && queue.length === 0) break;
+      if (done && applier.backlog === 0) break;
     }
     messages.stop();
     await pump.catch(() => undefined);
@@ -429,7 +278,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     }
     reporter.restored(checkpoint, meta?.appliedAtMs);
     const kv = await untilDone(() => provisionStatusBucket(js, config.cluster), 'status bucket');
-    await restoreHistory(kv, checkpoint);
+    await restoreHistory(kv, config, checkpoint, reporter, log);
     reporter.attach(kv);
     void reporter.publish();
     reconciler.startPeriodicFullPass(config.fullPassMs);
@@ -438,15 +287,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     let start = 0;
     while (!stopped) {
       if (needBootstrap) {
-        start = await bootstrap(jsm, checkpoint, preferSnapshot);
-        if (stopped) break;
-        minApply = checkpoint;
-        lastSubmitted = -1;
-        compiler = undefined;
-        fullPlan = true;
-        identitiesStale = false; // the full compile after a bootstrap reads every cgroup anyway
-        changed = new Set();
-        queue = [];
+        const base = await bootstrap(jsm, checkpoint, preferSnapshot);
+        if (stopped || !base) break;
+        applier.rebase(base.state, checkpoint);
+        start = base.start;
         needBootstrap = false;
       }
       let pause = retryMs;
@@ -455,9 +299,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         await consume(start);
         if (!stopped && reconnects > consumeStartedAt) {
           // The old consumer may be gone with the server: a new one at once, from where it stopped.
-          log.info('nats reconnected; resuming the revision consumer', { from: state.revision + 1 });
+          log.info('nats reconnected; resuming the revision consumer', { from: applier.state.revision + 1 });
           pause = 0;
-        } else if (!stopped) log.warn('revision consumer ended; resuming', { from: state.revision + 1 });
+        } else if (!stopped)
+          log.warn('revision consumer ended; resuming', { from: applier.state.revision + 1 });
         resumeBackoff = 0;
       } catch (err) {
         const message = (err as Error).message;
@@ -475,34 +320,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
           pause = resumeBackoff;
           log.warn('revision consumer failed; resuming', {
             reason: message,
-            from: state.revision + 1,
+            from: applier.state.revision + 1,
             retryInMs: pause,
           });
         }
         void reporter.publish();
       }
       if (!stopped && pause > 0) await sleep(pause);
-      start = state.revision + 1;
+      start = applier.state.revision + 1;
       // Never go below what the maps already hold.
       checkpoint = Math.max(checkpoint, reconciler.meta?.appliedRevision ?? 0);
-    }
-  };
-
-  // Per-revision applied times of the previous process (its last status value): kept across a
-  // restart so that propagation history per node is not lost. Best effort: nothing to restore
-  // is normal, and a value that cannot be read only loses the history.
-  const restoreHistory = async (kv: KV, checkpoint: number): Promise<void> => {
-    try {
-      const entry = await kv.get(nodeStatusKey(config.node));
-      if (entry?.operation !== 'PUT') return;
-      const previous = decodeNodeStatus(entry.value);
-      if (previous.cluster !== config.cluster) return;
-      const kept = reporter.restoreHistory(previous.recentApplies ?? [], checkpoint);
-      if (kept > 0) log.info('restored propagation history', { records: kept, checkpoint });
-    } catch (err) {
-      log.warn('previous status not readable; propagation history starts empty', {
-        error: (err as Error).message,
-      });
     }
   };
 
@@ -522,23 +349,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const heartbeat = setInterval(() => void reporter.publish(), config.heartbeatMs);
   heartbeat.unref();
 
-  // Workload cgroups change outside the revision stream: re-create missing ones, and
-  // recompile the identities when an id differs from the one the maps were compiled with.
   const scan = () => {
-    if (!cgroups || stopped || compiler === undefined) return;
-    try {
-      cgroups.ensureAll();
-      lastScan = cgroups.snapshot();
-    } catch (err) {
-      log.warn('workload cgroup scan failed', { error: (err as Error).message });
-      return;
-    }
-    const diff = changedCgroups(compiledCgroups, lastScan);
-    if (diff.length === 0 || identitiesStale) return;
-    identitiesStale = true;
-    cgroupRefreshes++;
-    log.info('workload cgroups changed; refreshing identities', { workloads: diff.slice(0, 20) });
-    wake?.();
+    if (applier.scanCgroups()) wake?.();
   };
   const scanTimer = cgroups ? setInterval(scan, config.cgroupScanMs ?? 2000) : undefined;
   scanTimer?.unref();
@@ -554,7 +366,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     reconciler,
     status: () => reporter.current(),
     dataplane: dataplaneStatus,
-    state: () => state,
+    state: () => applier.state,
     waitForRevision: (revision, timeoutMs = 30_000) =>
       new Promise<void>((resolve, reject) => {
         const check = () => {
