@@ -81,9 +81,8 @@ async function main(): Promise<void> {
     // Further runs, after the main measurement, on the same machine state. Each returns metric
     // keys (merged into `metrics`; a key that already exists is an error) and its details (kept
     // under details[name]).
-    const extraRuns: Array<[string, () => Promise<ExtraRunResult>]> = [
-      ['tracing', () => runTracingOverhead({ dbs, nc: nc!, jsm, t0 })],
-    ];
+    const extraRuns: Array<[string, () => Promise<ExtraRunResult>]> = [];
+    if (args.tracing) extraRuns.push(['tracing', () => runTracingOverhead({ dbs, nc: nc!, jsm, t0 })]);
     for (const [name, run] of extraRuns) mergeExtraRun(metrics, details, name, await run());
 
     details.findings = findings(metrics, sizes);

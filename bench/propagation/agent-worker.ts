@@ -10,7 +10,9 @@
  * the revision the agent reached (coalesced revisions share one apply), and waits for the one after.
  */
 
+import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { MemoryMapBackend } from '@meshplane/dataplane';
@@ -275,6 +277,13 @@ async function handle(msg: AgentWorkerRequest): Promise<AgentWorkerReply> {
       const { profile } = (await session.post('Profiler.stop')) as { profile: CpuProfile };
       session.disconnect();
       session = undefined;
+      // The raw profile, for a closer look in DevTools or a script (MESH_BENCH_PROFILE_DIR).
+      const dir = process.env.MESH_BENCH_PROFILE_DIR;
+      if (dir)
+        fs.writeFileSync(
+          path.join(dir, `agents-${process.pid}-${Date.now()}.cpuprofile`),
+          JSON.stringify(profile),
+        );
       const summary = summarizeProfile(profile, { top: 25, marks: msg.marks, minGroupMs: 1 });
       return { type: 'profile', id: msg.id, summary, agents: agents.length };
     }

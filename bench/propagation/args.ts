@@ -28,6 +28,8 @@ export const DEFAULTS = {
   profileChanges: 30,
   /** Bootstrap measurements (one agent, empty maps, to head) at each size. */
   bootstrap: true,
+  /** The tracing-overhead run (issue 6) after the main measurement. */
+  tracing: true,
   seed: 20_251_125,
 };
 export type Args = typeof DEFAULTS;
