@@ -28,8 +28,12 @@ import { spawnTracked, terminate } from '../../test/harness/processes';
 import { nowMs, parseArgs, progress, round, summarize, TempDatabases } from '../lib';
 import type { ExtraRunResult } from './report';
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
-const DIST = (service: string) => path.join(ROOT, 'dist', 'services', service, 'src', 'main.js');
+// The services of the build this file belongs to (dist/, or a private --outDir): compiled, this
+// file is <out>/bench/propagation/tracing.js; run from the sources it uses the repo's dist/.
+const OUT = __filename.endsWith('.js')
+  ? path.resolve(__dirname, '..', '..')
+  : path.resolve(__dirname, '..', '..', 'dist');
+const DIST = (service: string) => path.join(OUT, 'services', service, 'src', 'main.js');
 const NATS_URL = process.env.NATS_URL || 'nats://127.0.0.1:4222';
 const TOKEN = 'bench-tracing-bootstrap-token-0123456789';
 
@@ -92,7 +96,7 @@ function spawnService(name: string, service: string, env: Record<string, string>
     Object.entries(process.env).filter(([k]) => !k.startsWith('MESH_') && !k.startsWith('OTEL_')),
   );
   const child = spawnTracked(process.execPath, [DIST(service)], {
-    cwd: ROOT,
+    cwd: OUT,
     env: { ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,4 +1,5 @@
-// First import of services/relay/src/main.ts. The relay's spans are manual; pg spans only under them.
+// First import of services/relay/src/main.ts. The relay's one span (mesh.revision.publish) is
+// manual, a child of the stored context: no auto-instrumentation and no async context.
 import { registerFromEnv } from './register';
 
-registerFromEnv('meshplane-relay', ['pg']);
+registerFromEnv('meshplane-relay', { instrumentations: [], context: 'sync' });

@@ -3,6 +3,17 @@ import type { TracingSettings } from './settings';
 /** The instrumentations a service wants; each is loaded only when tracing is on. */
 export type InstrumentationName = 'http' | 'express' | 'nestjs' | 'pg';
 
+/** What one service needs from the SDK. */
+export interface TelemetryProfile {
+  instrumentations: InstrumentationName[];
+  /**
+   * How the active context is carried: 'async' (AsyncLocalStorage) across awaits, which
+   * auto-instrumentation needs to nest its spans; 'sync' only within a synchronous call, enough
+   * where every span is given its parent explicitly, and without async_hooks' cost per promise.
+   */
+  context: 'async' | 'sync';
+}
+
 export interface TelemetryHandle {
   readonly settings: TracingSettings;
   /** Flushes buffered spans and stops the SDK; a no-op when tracing is off. */
@@ -14,9 +25,24 @@ const QUIET_PATHS = /^\/(metrics|healthz|readyz|livez)(\?|$)/;
 
 let current: TelemetryHandle | undefined;
 
+const blank = (v: string | undefined) => v === undefined || v.trim() === '';
+
+/** Work deferred by the service that must reach the SDK before its last export (see below). */
+const beforeShutdown: Array<() => void> = [];
+
 /** The handle of the SDK this process started (main uses it to flush on shutdown). */
 export function telemetry(): TelemetryHandle | undefined {
   return current;
+}
+
+/** True when this process started the SDK with tracing on. */
+export function tracingEnabled(): boolean {
+  return current?.settings.enabled === true;
+}
+
+/** Runs `flush` at shutdown before the SDK flushes, e.g. to create spans a service deferred. */
+export function beforeTelemetryShutdown(flush: () => void): void {
+  beforeShutdown.push(flush);
 }
 
 /**
@@ -24,10 +50,7 @@ export function telemetry(): TelemetryHandle | undefined {
  * (the register-* entry points run this as the first import of each service's main). With
  * tracing off nothing is even required: the SDK's packages stay unloaded and the API is a no-op.
  */
-export function startTelemetry(
-  settings: TracingSettings,
-  instrumentations: InstrumentationName[],
-): TelemetryHandle {
+export function startTelemetry(settings: TracingSettings, profile: TelemetryProfile): TelemetryHandle {
   if (current) return current;
   if (!settings.enabled) {
     current = { settings, shutdown: async () => undefined };
@@ -37,12 +60,15 @@ export function startTelemetry(
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
   const { W3CTraceContextPropagator } =
     require('@opentelemetry/core') as typeof import('@opentelemetry/core');
-  const { resourceFromAttributes } =
+  const { resourceFromAttributes, envDetector, processDetector } =
     require('@opentelemetry/resources') as typeof import('@opentelemetry/resources');
   const { ConsoleSpanExporter } =
     require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
 
-  const attributes: Record<string, string> = { 'service.name': settings.serviceName };
+  const attributes: Record<string, string> = {
+    'service.name': settings.serviceName,
+    'host.name': require('node:os').hostname(),
+  };
   if (settings.cluster) attributes['mesh.cluster'] = settings.cluster;
   if (settings.node) attributes['mesh.node'] = settings.node;
 
@@ -63,13 +89,35 @@ export function startTelemetry(
     resource: resourceFromAttributes(attributes),
     traceExporter,
     textMapPropagator: new W3CTraceContextPropagator(),
-    instrumentations: loadInstrumentations(instrumentations),
+    instrumentations: loadInstrumentations(profile.instrumentations),
+    // Left to itself the SDK also exports OTLP metrics and logs (its default exporter for both):
+    // Meshplane's metrics are Prometheus on /metrics, so only an explicit OTEL_*_EXPORTER turns them on.
+    ...(blank(process.env.OTEL_METRICS_EXPORTER) ? { metricReaders: [] } : {}),
+    ...(blank(process.env.OTEL_LOGS_EXPORTER) ? { logRecordProcessors: [] } : {}),
+    // The host detector reads host.id asynchronously, and every exported batch waits on it.
+    ...(blank(process.env.OTEL_NODE_RESOURCE_DETECTORS)
+      ? { resourceDetectors: [envDetector, processDetector] }
+      : {}),
+    ...(profile.context === 'sync'
+      ? {
+          contextManager: new (
+            require('./sync-context') as typeof import('./sync-context')
+          ).SyncContextManager(),
+        }
+      : {}),
   });
   sdk.start();
   let stopped: Promise<void> | undefined;
   current = {
     settings,
     shutdown: () => {
+      for (const flush of beforeShutdown.splice(0)) {
+        try {
+          flush();
+        } catch {
+          // A span that cannot be built is not a reason to lose the others.
+        }
+      }
       stopped ??= sdk.shutdown().catch(() => undefined);
       return stopped;
     },
@@ -93,8 +141,17 @@ function loadInstrumentations(names: InstrumentationName[]) {
     } else if (name === 'express') {
       const { ExpressInstrumentation, ExpressLayerType } =
         require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
-      // Middleware spans (json parser, auth...) cost more than they tell; the route handler span stays.
-      out.push(new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE] }));
+      // Only for the route: it names the server span (`POST /v1/changes`, http.route). A span per
+      // layer would repeat the server span and cost every request more than it tells.
+      out.push(
+        new ExpressInstrumentation({
+          ignoreLayersType: [
+            ExpressLayerType.MIDDLEWARE,
+            ExpressLayerType.ROUTER,
+            ExpressLayerType.REQUEST_HANDLER,
+          ],
+        }),
+      );
     } else if (name === 'nestjs') {
       const { NestInstrumentation } =
         require('@opentelemetry/instrumentation-nestjs-core') as typeof import('@opentelemetry/instrumentation-nestjs-core');

@@ -36,10 +36,13 @@ export {
 /** The one tracer of Meshplane's own spans (instrumentations bring their own). */
 export const tracer = trace.getTracer('meshplane');
 
-/** Records `err` on `span` as an exception event and sets ERROR status with its message. */
-export function recordError(span: Span, err: unknown): void {
+/**
+ * Records `err` on `span` as an exception event (at `time`, default now: a span built after the
+ * fact passes when it happened) and sets ERROR status with its message.
+ */
+export function recordError(span: Span, err: unknown, time?: number): void {
   const e = err instanceof Error ? err : new Error(String(err));
-  span.recordException(e);
+  span.recordException(e, time);
   span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
 }
 

@@ -3,6 +3,7 @@ import type { ChangeSet } from '@meshplane/event-store';
 import type { MsgHdrs } from '@meshplane/messaging';
 import {
   type Attributes,
+  beforeTelemetryShutdown,
   type Context,
   context,
   extractNatsHeaders,
@@ -14,6 +15,7 @@ import {
   SpanKind,
   trace,
   tracer,
+  tracingEnabled,
 } from '@meshplane/telemetry';
 
 /*
@@ -28,6 +30,15 @@ import {
 const MAX_LINKS = 32;
 
 const now = () => performance.timeOrigin + performance.now();
+
+/**
+ * With tracing on, the spans of finished applies are built in batches, at most this long after
+ * the apply (the batch processor holds them up to 5 s before export anyway): built one apply at a
+ * time, the SDK's cold code costs more than the apply's own compile on a quiet node, and the
+ * batch no longer competes with the map writes of the next revision.
+ */
+const SPAN_BATCH_MS = 1000;
+const SPAN_BATCH_MAX = 64;
 
 interface Folded {
   revision: number;
@@ -55,10 +66,15 @@ export class AgentObserver {
     perMap: new Map(),
   };
 
+  /** Whether the spans of finished applies are built in batches (default: when tracing is on). */
+  private readonly batchSpans: boolean;
+
   constructor(
     readonly node: string,
     readonly cluster: string,
+    options: { batchSpans?: boolean } = {},
   ) {
+    this.batchSpans = options.batchSpans ?? tracingEnabled();
     this.labels = { node, cluster };
     const r = this.registry;
     const L = ['node', 'cluster'];
@@ -165,6 +181,38 @@ export class AgentObserver {
     return wrapped;
   }
 
+  /** Builders of the spans of finished applies, not yet run (tracing on only). */
+  private pendingSpans: Array<() => void> = [];
+  private spanTimer: NodeJS.Timeout | undefined;
+  private flushHooked = false;
+
+  /** Runs `build` (the spans of one finished apply) now with tracing off, else in the next batch. */
+  deferSpans(build: () => void): void {
+    if (!this.batchSpans) {
+      build();
+      return;
+    }
+    if (!this.flushHooked) {
+      this.flushHooked = true;
+      beforeTelemetryShutdown(() => this.flushSpans());
+    }
+    this.pendingSpans.push(build);
+    if (this.pendingSpans.length >= SPAN_BATCH_MAX) this.flushSpans();
+    else if (!this.spanTimer) {
+      this.spanTimer = setTimeout(() => this.flushSpans(), SPAN_BATCH_MS);
+      this.spanTimer.unref();
+    }
+  }
+
+  /** Builds every deferred span now (also run before the SDK's last export at shutdown). */
+  flushSpans(): void {
+    clearTimeout(this.spanTimer);
+    this.spanTimer = undefined;
+    const builds = this.pendingSpans;
+    this.pendingSpans = [];
+    for (const build of builds) build();
+  }
+
   /** Starts the apply span of everything folded since the last apply. */
   beginApply(revision: number): ApplyTrace {
     const inputs = this.folded;
@@ -181,12 +229,20 @@ export class AgentObserver {
   }
 }
 
-/** The spans of one apply. With tracing off every span is the API's non-recording one. */
+/**
+ * The spans of one apply. They are built after the attempt, from the times noted on the way (a
+ * span is a record of what happened), so the SDK's work never sits between a revision and its map
+ * writes; with tracing on, in batches (SPAN_BATCH_MS). With tracing off every span is the API's
+ * non-recording one.
+ */
 export class ApplyTrace {
-  private readonly span: Span;
-  private readonly ctx: Context;
-  private compileSpan: Span | undefined;
+  private readonly parent: Context;
+  private readonly links: Link[];
+  private readonly attributes: Attributes;
+  private readonly startedAt = now();
+  private compileStart: number | undefined;
   private compileEnd: number | undefined;
+  private compileAttributes: Attributes | undefined;
 
   constructor(
     private readonly obs: AgentObserver,
@@ -195,81 +251,108 @@ export class ApplyTrace {
   ) {
     // Parent: the newest revision's publish span; the older coalesced ones are links.
     const newest = inputs[inputs.length - 1];
-    const parent = newest && trace.getSpanContext(newest.ctx) ? newest.ctx : context.active();
-    const links: Link[] = [];
+    this.parent = newest && trace.getSpanContext(newest.ctx) ? newest.ctx : context.active();
+    this.links = [];
     for (const f of inputs.slice(0, -1).slice(-MAX_LINKS)) {
       const sc = trace.getSpanContext(f.ctx);
-      if (sc) links.push({ context: sc, attributes: { 'mesh.revision': f.revision } });
+      if (sc) this.links.push({ context: sc, attributes: { 'mesh.revision': f.revision } });
     }
-    const attributes: Attributes = {
+    this.attributes = {
       'mesh.revision': revision,
       'mesh.cluster': obs.cluster,
       'mesh.node': obs.node,
       'mesh.coalesced_revisions': inputs.length,
     };
     if (inputs.length > 0) {
-      attributes['mesh.first_revision'] = inputs[0]!.revision;
-      attributes['mesh.lag_ms'] = Math.max(0, Date.now() - newest!.committedAtMs);
+      this.attributes['mesh.first_revision'] = inputs[0]!.revision;
+      this.attributes['mesh.lag_ms'] = Math.max(0, Date.now() - newest!.committedAtMs);
     }
-    this.span = tracer.startSpan(
-      'mesh.revision.apply',
-      { kind: SpanKind.CONSUMER, attributes, links },
-      parent,
-    );
-    this.ctx = trace.setSpan(parent, this.span);
     obs.takeWrites();
   }
 
   compileStarted(): void {
-    this.compileSpan = tracer.startSpan(
-      'mesh.compile',
-      { attributes: { 'mesh.revision': this.revision, 'mesh.node': this.obs.node } },
-      this.ctx,
-    );
+    this.compileStart = now();
   }
 
   compiled(attributes: Attributes): void {
-    this.compileSpan?.setAttributes(attributes);
-    this.compileSpan?.end();
     this.compileEnd = now();
+    this.compileAttributes = attributes;
     this.obs.takeWrites(); // reads during the compile (ids) are not the diff's
   }
 
   /** The compile (or reading the maps back for it) failed: nothing was submitted. */
   failed(err: unknown): void {
-    if (this.compileSpan && this.compileEnd === undefined) {
-      recordError(this.compileSpan, err);
-      this.compileSpan.end();
-    }
-    recordError(this.span, err);
-    this.span.end();
+    const end = now();
+    this.obs.deferSpans(() => this.failedSpans(err, end));
   }
 
   /** The reconciler's first attempt for this apply finished. */
   submitted(o: ApplyOutcome): void {
     const end = now();
-    const { first, perMap } = this.obs.takeWrites();
+    const writes = this.obs.takeWrites();
+    this.obs.deferSpans(() => this.submittedSpans(o, end, writes));
+  }
+
+  private failedSpans(err: unknown, end: number): void {
+    const { span, ctx } = this.startApplySpan();
+    if (this.compileStart !== undefined && this.compileEnd === undefined) {
+      const compile = this.startCompileSpan(ctx);
+      recordError(compile, err, end);
+      compile.end(end);
+    }
+    recordError(span, err, end);
+    span.end(end);
+  }
+
+  private submittedSpans(
+    o: ApplyOutcome,
+    end: number,
+    { first, perMap }: { first: number | undefined; perMap: Map<string, number> },
+  ): void {
+    const { span, ctx } = this.startApplySpan();
+    if (this.compileStart !== undefined) this.startCompileSpan(ctx).end(this.compileEnd ?? end);
     const diffStart = this.compileEnd ?? end;
     const attrs: Attributes = { 'mesh.revision': o.revision, 'mesh.node': this.obs.node };
-    const diff = tracer.startSpan('mesh.diff', { startTime: diffStart, attributes: attrs }, this.ctx);
+    const diff = tracer.startSpan('mesh.diff', { startTime: diffStart, attributes: attrs }, ctx);
     const opAttrs: Attributes = { ...attrs, 'mesh.ops': o.ops, 'mesh.batches': o.batches };
     for (const [map, n] of perMap) opAttrs[`mesh.ops.${map}`] = n;
     const error = o.ok ? undefined : new Error(o.error ?? 'apply failed');
     if (first === undefined) {
       // Failed before any write (reading the maps back): the diff carries the error.
-      if (error) recordError(diff, error);
+      if (error) recordError(diff, error, end);
       diff.end(end);
     } else {
       diff.end(first);
-      const write = tracer.startSpan('mesh.map.write', { startTime: first, attributes: opAttrs }, this.ctx);
-      if (error) recordError(write, error);
+      const write = tracer.startSpan('mesh.map.write', { startTime: first, attributes: opAttrs }, ctx);
+      if (error) recordError(write, error, end);
       write.end(end);
     }
-    this.span.setAttributes({ 'mesh.ops': o.ops, 'mesh.duration_ms': o.durationMs });
+    span.setAttributes({ 'mesh.ops': o.ops, 'mesh.duration_ms': o.durationMs });
     if (error) {
-      this.span.setAttribute('mesh.retry_in_ms', o.retryInMs ?? -1);
-      recordError(this.span, error);
+      span.setAttribute('mesh.retry_in_ms', o.retryInMs ?? -1);
+      recordError(span, error, end);
     }
-    this.span.end(end);
+    span.end(end);
+  }
+
+  private startApplySpan(): { span: Span; ctx: Context } {
+    const span = tracer.startSpan(
+      'mesh.revision.apply',
+      { kind: SpanKind.CONSUMER, attributes: this.attributes, links: this.links, startTime: this.startedAt },
+      this.parent,
+    );
+    return { span, ctx: trace.setSpan(this.parent, span) };
+  }
+
+  private startCompileSpan(ctx: Context): Span {
+    const span = tracer.startSpan(
+      'mesh.compile',
+      {
+        startTime: this.compileStart!,
+        attributes: { 'mesh.revision': this.revision, 'mesh.node': this.obs.node, ...this.compileAttributes },
+      },
+      ctx,
+    );
+    return span;
   }
 }
