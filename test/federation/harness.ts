@@ -284,3 +284,16 @@ export const del = (kind: string, name: string): Change => ({
   namespace: 'default',
   name,
 });
+
+/** `Kind/name` of the resources imported from `origin`, sorted. */
+export const importedNames = async (c: FedCluster, origin: string): Promise<string[]> =>
+  [...(await c.state()).resources.values()]
+    .filter((r) => r.origin === origin)
+    .map((r) => `${r.kind}/${r.name}`)
+    .sort();
+
+/** Rethrows `err` with the last 30 importer log records, so a failed wait says what happened. */
+export function failWithLog(logs: ReadonlyArray<Record<string, unknown>>, err: unknown): never {
+  const tail = logs.slice(-30).map((l) => JSON.stringify(l));
+  throw new Error(`${(err as Error).message}\n--- importer log (last 30) ---\n${tail.join('\n')}`);
+}

@@ -9,7 +9,16 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { type FederationResponse, federationTable } from '../../services/meshctl/src/commands/federation';
 import { waitFor } from '../harness';
 import { startApi } from '../propagation/helpers';
-import { del, type FedCluster, service, startFederation, stopFederation, workload } from './harness';
+import {
+  del,
+  type FedCluster,
+  failWithLog,
+  importedNames,
+  service,
+  startFederation,
+  stopFederation,
+  workload,
+} from './harness';
 
 jest.setTimeout(180_000);
 
@@ -20,21 +29,12 @@ let clusters: FedCluster[] = [];
 let east: FedCluster;
 let west: FedCluster;
 
-const importedNames = async (c: FedCluster, origin: string) =>
-  [...(await c.state()).resources.values()]
-    .filter((r) => r.origin === origin)
-    .map((r) => `${r.kind}/${r.name}`)
-    .sort();
-
 async function eastExportSeq(): Promise<number> {
   const jsm = await jetstreamManager(east.nc!);
   return (await jsm.streams.info(exportStreamName('east'))).state.last_seq;
 }
 
-function explain(err: unknown): never {
-  const tail = logs.slice(-30).map((l) => JSON.stringify(l));
-  throw new Error(`${(err as Error).message}\n--- importer log (last 30) ---\n${tail.join('\n')}`);
-}
+const explain = (err: unknown): never => failWithLog(logs, err);
 
 beforeAll(async () => {
   clusters = await startFederation(['east', 'west'], { cacheTtlMs: 3_000, probeMs: 200, logs });

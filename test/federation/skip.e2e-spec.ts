@@ -15,7 +15,16 @@ import {
 } from '../../services/meshctl/src/commands/federation';
 import { waitFor } from '../harness';
 import { startApi } from '../propagation/helpers';
-import { del, type FedCluster, service, startFederation, stopFederation, workload } from './harness';
+import {
+  del,
+  type FedCluster,
+  failWithLog,
+  importedNames,
+  service,
+  startFederation,
+  stopFederation,
+  workload,
+} from './harness';
 
 jest.setTimeout(180_000);
 
@@ -27,16 +36,7 @@ let clusters: FedCluster[] = [];
 let east: FedCluster;
 let west: FedCluster;
 
-const importedNames = async (c: FedCluster, origin: string) =>
-  [...(await c.state()).resources.values()]
-    .filter((r) => r.origin === origin)
-    .map((r) => `${r.kind}/${r.name}`)
-    .sort();
-
-function explain(err: unknown): never {
-  const tail = logs.slice(-30).map((l) => JSON.stringify(l));
-  throw new Error(`${(err as Error).message}\n--- importer log (last 30) ---\n${tail.join('\n')}`);
-}
+const explain = (err: unknown): never => failWithLog(logs, err);
 
 const WEB_SKIP = {
   kind: 'Service',

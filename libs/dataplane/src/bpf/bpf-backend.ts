@@ -199,14 +199,18 @@ export class BpfMapBackend implements MapBackend {
     }
   }
 
-  async *iterate(map: MapName): AsyncIterable<MapEntry> {
+  /** The whole map in one syscall loop of the addon (an iteration, for errors). */
+  private dump(map: MapName): { info: NativeMapInfo; dump: ReturnType<NativeAddon['dump']> } {
     const info = this.mapInfo(map);
-    let dump: ReturnType<NativeAddon['dump']>;
     try {
-      dump = this.addon.dump(info.fd, info.keySize, info.valueSize);
+      return { info, dump: this.addon.dump(info.fd, info.keySize, info.valueSize) };
     } catch (err) {
       this.fail(err, map, 'iterate');
     }
+  }
+
+  async *iterate(map: MapName): AsyncIterable<MapEntry> {
+    const { info, dump } = this.dump(map);
     for (let i = 0; i < dump.count; i++) {
       yield [
         new Uint8Array(dump.keys.subarray(i * info.keySize, (i + 1) * info.keySize)),
@@ -217,13 +221,7 @@ export class BpfMapBackend implements MapBackend {
 
   /** Every entry as byte strings: one dump, one latin1 string per buffer, a slice per entry. */
   async readStrings(map: MapName): Promise<Array<[string, string]>> {
-    const info = this.mapInfo(map);
-    let dump: ReturnType<NativeAddon['dump']>;
-    try {
-      dump = this.addon.dump(info.fd, info.keySize, info.valueSize);
-    } catch (err) {
-      this.fail(err, map, 'iterate');
-    }
+    const { info, dump } = this.dump(map);
     const ks = info.keySize;
     const vs = info.valueSize;
     const keys = dump.keys.toString('latin1', 0, dump.count * ks);
