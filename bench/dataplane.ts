@@ -36,31 +36,32 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { bpfAvailable, loadAddon } from '@meshplane/dataplane';
+import {
+  CLIENT_ADDR,
+  latencyCases,
+  MESHED_SERVER,
+  PLAIN_SERVER,
+  VIP_MESHED,
+  VIP_PLAIN,
+} from './dataplane/cases';
 import { Cleanup, sweepStale } from './dataplane/cleanup';
 import { bigMesh, type FullSyncRun, runFullSync } from './dataplane/full-sync';
 import { startHaproxy } from './dataplane/haproxy';
-import {
-  type CaseResult,
-  describeCase,
-  type LatencyCase,
-  p50,
-  pairedRatio,
-  runLatency,
-} from './dataplane/latency';
-import { type MapOpsResult, mapOpsSummary, runMapOpsPhase } from './dataplane/map-ops';
+import { type CaseResult, describeCase, pairedRatio, runLatency } from './dataplane/latency';
+import { mapOpsSummary, runMapOpsPhase } from './dataplane/map-ops';
 import { BenchSpace, LocalAgent, NAMESPACE, NODE, service, workload } from './dataplane/mesh';
 import { buildNative, RrServer, startRr } from './dataplane/procs';
+import { findings, metricsOf, TARGETS } from './dataplane/report';
 import {
+  type BenchReport,
+  closeDetails,
   formatMs,
-  formatTable,
   machineInfo,
-  meetsTarget,
   nowMs,
   parseArgs,
   progress,
   round,
-  type Target,
-  writeResults,
+  writeAndPrint,
 } from './lib';
 
 const DEFAULTS = {
@@ -93,124 +94,13 @@ const DEFAULTS = {
   mapOpsOnly: false,
 };
 
-const TARGETS: Record<string, Target> = {
-  vip_vs_direct_p50: { op: '<=', threshold: 1.05 },
-  vip_vs_proxy_p50: { op: '<=', threshold: 0.6 },
-  batch_vs_c_floor: { op: '>=', threshold: 0.8 },
-};
-
-const PLAIN_SERVER = '127.0.1.201';
-const MESHED_SERVER = '127.0.1.202';
-const CLIENT_ADDR = '127.0.1.203';
-const VIP_PLAIN = '127.100.201.1';
-const VIP_MESHED = '127.100.201.2';
-
-function findings(m: Record<string, number>, d: Record<string, unknown>): string[] {
-  const out: string[] = [];
-  const us = (x: number | undefined) => `${x} us`;
-  const d3 = (a: number | undefined, b: number | undefined) => round(a! - b!, 3);
-  out.push(
-    `new connection: VIP ${us(m.vip_p50_us)} vs direct ${us(m.direct_p50_us)} (x${m.vip_vs_direct_p50}): the mesh adds ` +
-      `${d3(m.vip_p50_us, m.direct_p50_us)} us. With the socket-LB programs alone (connect4 & co., no sockops/sk_msg) ` +
-      `the VIP costs ${us(m.vip_lb_only_p50_us)} (x${m.vip_lb_only_vs_direct_p50}, +${d3(m.vip_lb_only_p50_us, m.direct_p50_us)} us); ` +
-      `with sockops too: ${d3(m.vip_p50_us, m.vip_lb_only_p50_us)} us more (sockops looks the peer up in ` +
-      'mesh_listeners; this backend is not a meshed listener, so the socket stays out of the sockhash and sk_msg ' +
-      `never runs). A meshed client dialling the backend address directly (no VIP): ${us(m.direct_in_mesh_p50_us)}.`,
-  );
-  out.push(
-    `reused connection: VIP ${us(m.vip_reused_p50_us)} vs direct ${us(m.direct_reused_p50_us)} ` +
-      `(x${m.vip_vs_direct_reused_p50}), LB programs only ${us(m.vip_lb_only_reused_p50_us)}; no program runs on ` +
-      'this path (connect4 ran once; the socket is not in the sockhash, the backend not being meshed).',
-  );
-  out.push(
-    `vs the HAProxy sidecar stand-in: new connection ${us(m.proxy_p50_us)} (VIP/proxy ${m.vip_vs_proxy_p50}), reused ` +
-      `${us(m.proxy_reused_p50_us)} (${m.vip_vs_proxy_reused_p50}); two proxy hops as in a sidecar mesh: ` +
-      `${us(m.proxy2_p50_us)} / ${us(m.proxy2_reused_p50_us)} (VIP/two-hop ${m.vip_vs_proxy2_p50}).`,
-  );
-  const sock = d.sockmap_check as { spliced: boolean; bytes_acked: number; bytes_sent: number } | undefined;
-  out.push(
-    `sockmap: meshed client -> meshed server, reused connection ${us(m.sockmap_p50_us)} vs the same without programs ` +
-      `${us(m.sockmap_plain_p50_us)} (x${m.sockmap_vs_plain_p50}; Kmesh reports about 0.85); ` +
-      (sock?.spliced
-        ? `spliced: the client socket's TCP acked ${sock.bytes_acked} of ${sock.bytes_sent} bytes sent.`
-        : `NOT spliced: TCP acked ${sock?.bytes_acked} of ${sock?.bytes_sent} bytes.`),
-  );
-  const mo = d.map_ops as { by_batch: MapOpsResult[] } | undefined;
-  if (mo)
-    out.push(
-      'batch updates of mesh_slots, entries/s (reconciler op / BpfMapBackend.update on byte entries / bare addon / ' +
-        'C floor): ' +
-        mo.by_batch
-          .map(
-            (r) =>
-              `N=${r.batch}: ${Math.round(r.per_s.backend)} / ${Math.round(r.per_s.entries)} / ` +
-              `${Math.round(r.per_s.addon)} / ${Math.round(r.per_s.c_floor)}`,
-          )
-          .join('; '),
-    );
-  const head = mo?.by_batch.find((r) => r.batch === m.map_batch);
-  if (head) {
-    const us = (perS: number) => round((head.batch * 1e6) / perS, 4);
-    const [b, e, a, c] = [
-      us(head.per_s.backend),
-      us(head.per_s.entries),
-      us(head.per_s.addon),
-      us(head.per_s.c_floor),
-    ];
-    const perEntry = (x: number) => Math.round(((x - a) * 1000) / head.batch);
-    out.push(
-      `at N=${head.batch} a batch takes ${b} us as the reconciler's op (byte-string keys/values written straight into the ` +
-        `map's reused buffers), ${e} us through BpfMapBackend.update on byte entries, ${a} us as a bare addon call ` +
-        `and ${c} us from C (best rounds): the addon is at ${round(c / a, 3)} of the floor; the backend's own ` +
-        `JavaScript costs ${perEntry(b)} ns per entry from byte strings, ${perEntry(e)} ns from bytes. All reps pooled: ` +
-        `${head.batch_us.backend.p50} / ${head.batch_us.entries.p50} / ${head.batch_us.addon.p50} / ` +
-        `${head.batch_us.c_floor.p50} us.`,
-    );
-  }
-  const sync = d.full_sync as { runs: FullSyncRun[] } | undefined;
-  const r0 = sync?.runs[0];
-  if (r0)
-    out.push(
-      `full sync of ${r0.entries.mesh_services} services / ${r0.entries.mesh_slots} slots / ${r0.entries.mesh_backends} ` +
-        `backends: ${m.full_sync_10k_ms} ms (p50 of ${sync!.runs.length}): compile ${m.full_sync_compile_ms} ms, plan + ` +
-        `${r0.batches} batched writes (${r0.ops} entries) + checkpoint ${m.full_sync_apply_ms} ms. Runs: ` +
-        `${sync!.runs.map((r) => `${Math.round(r.total_ms)} ms wall / ${Math.round(r.process_cpu_ms)} ms CPU`).join(', ')} ` +
-        '(the first is a cold agent: JIT warm-up; wall above CPU is time spent waiting for a core).',
-    );
-  const lat = d.latency as
-    | {
-        cases: Record<
-          string,
-          { slice_p50_us: number[]; slices_rerun_as_contended: number; slices_still_contended: number }
-        >;
-      }
-    | undefined;
-  if (lat) {
-    const cs = Object.values(lat.cases);
-    const rerun = cs.reduce((a, c) => a + c.slices_rerun_as_contended, 0);
-    const still = cs.reduce((a, c) => a + c.slices_still_contended, 0);
-    const kept = cs.reduce((a, c) => a + c.slice_p50_us.length, 0);
-    out.push(
-      `contention from other work on the machine: ${rerun} latency slices were re-run (p50 more than ` +
-        `${d.contended_above}x the case's best slice); ${still} of ${kept} kept slices are still above it` +
-        (still > kept / 10
-          ? ': the latency numbers of this run are NOT reliable, run again on a quieter machine.'
-          : '.'),
-    );
-  }
-  for (const [name, t] of Object.entries(TARGETS))
-    if (m[name] !== undefined && !meetsTarget(m[name]!, t))
-      out.push(`${name} MISS (${m[name]} vs ${t.op} ${t.threshold}).`);
-  return out;
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), DEFAULTS);
   const startedAt = new Date();
   const t0 = nowMs();
   const cleanup = new Cleanup(args.limit * 1000);
   let exitCode = 0;
-  let report: Parameters<typeof writeResults>[0] | undefined;
+  let report: BenchReport | undefined;
   let space: BenchSpace | undefined;
   try {
     const ok = bpfAvailable();
@@ -282,71 +172,7 @@ async function main(): Promise<void> {
     );
 
     // ---- 1. latency
-    const plainT = { host: plainSrv.host, port: plainSrv.port };
-    const vipT = { host: VIP_PLAIN, port: vport };
-    const srv = { server: plainSrv };
-    const onPath = (...procs: Array<{ pid: number }>) => ({
-      pids: [...procs.map((p) => p.pid), plainSrv.proc.pid],
-    });
-    const cases: LatencyCase[] = [];
-    for (const mode of ['new', 'reused'] as const) {
-      const sfx = mode === 'new' ? '' : '_reused';
-      const peer = `${VIP_PLAIN}:${vport}`;
-      cases.push(
-        {
-          name: `vip${sfx}`,
-          client: meshClient,
-          target: vipT,
-          mode,
-          ...srv,
-          expectPeer: peer,
-          ...onPath(meshClient),
-        },
-        {
-          name: `vip_lb_only${sfx}`,
-          client: lbClient,
-          target: vipT,
-          mode,
-          ...srv,
-          expectPeer: peer,
-          ...onPath(lbClient),
-        },
-        { name: `direct${sfx}`, client: plainClient, target: plainT, mode, ...srv, ...onPath(plainClient) },
-        {
-          name: `direct_in_mesh${sfx}`,
-          client: meshClient,
-          target: plainT,
-          mode,
-          ...srv,
-          ...onPath(meshClient),
-        },
-        {
-          name: `proxy${sfx}`,
-          client: plainClient,
-          target: { host: haproxy.host, port: haproxy.sidecarPort },
-          mode,
-          ...srv,
-          ...onPath(plainClient, haproxy),
-        },
-        {
-          name: `proxy2${sfx}`,
-          client: plainClient,
-          target: { host: haproxy.host, port: haproxy.twoHopPort },
-          mode,
-          ...srv,
-          ...onPath(plainClient, haproxy),
-        },
-      );
-    }
-    cases.push({
-      name: 'sockmap_reused',
-      client: meshClient,
-      target: { host: VIP_MESHED, port: vport },
-      mode: 'reused',
-      server: meshedSrv,
-      expectPeer: `${VIP_MESHED}:${vport}`,
-      pids: [meshClient.pid, meshedSrv.proc.pid],
-    });
+    const cases = latencyCases({ meshClient, lbClient, plainClient, plainSrv, meshedSrv, haproxy, vport });
     progress(t0, `latency: ${cases.length} cases x ${args.rounds} rounds, interleaved`);
     const lat = await runLatency(cases, args, (what) => progress(t0, `latency: ${what}`));
     const R = lat.results as Record<string, CaseResult>;
@@ -368,7 +194,6 @@ async function main(): Promise<void> {
 
     // ---- 2. map ops
     const byBatch = await runMapOpsPhase(space, tools, args, (m) => progress(t0, m));
-    const head = byBatch.find((r) => r.batch === args.mapBatch)!;
 
     // ---- 3. full sync
     const { state, buildMs } = bigMesh(args.syncServices, args.syncBackends);
@@ -381,47 +206,8 @@ async function main(): Promise<void> {
         `full sync ${rep + 1}/${args.syncReps}: ${formatMs(r.total_ms)} (${JSON.stringify(r.entries)})`,
       );
     }
-    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-    const syncMedian = runs.find((r) => r.total_ms === med(runs.map((x) => x.total_ms)))!;
 
-    const P = (name: string) => round(p50(R[name]!), 4);
-    const ratio = (a: number, b: number) => round(a / b, 3);
-    const metrics: Record<string, number> = {
-      vip_p50_us: P('vip'),
-      direct_p50_us: P('direct'),
-      proxy_p50_us: P('proxy'),
-      vip_vs_direct_p50: ratio(P('vip'), P('direct')),
-      vip_vs_proxy_p50: ratio(P('vip'), P('proxy')),
-      vip_reused_p50_us: P('vip_reused'),
-      direct_reused_p50_us: P('direct_reused'),
-      proxy_reused_p50_us: P('proxy_reused'),
-      vip_vs_direct_reused_p50: ratio(P('vip_reused'), P('direct_reused')),
-      vip_vs_proxy_reused_p50: ratio(P('vip_reused'), P('proxy_reused')),
-      direct_in_mesh_p50_us: P('direct_in_mesh'),
-      direct_in_mesh_reused_p50_us: P('direct_in_mesh_reused'),
-      vip_vs_direct_in_mesh_p50: ratio(P('vip'), P('direct_in_mesh')),
-      vip_lb_only_p50_us: P('vip_lb_only'),
-      vip_lb_only_reused_p50_us: P('vip_lb_only_reused'),
-      vip_lb_only_vs_direct_p50: ratio(P('vip_lb_only'), P('direct')),
-      proxy2_p50_us: P('proxy2'),
-      proxy2_reused_p50_us: P('proxy2_reused'),
-      vip_vs_proxy2_p50: ratio(P('vip'), P('proxy2')),
-      sockmap_p50_us: P('sockmap_reused'),
-      sockmap_plain_p50_us: P('direct_reused'),
-      sockmap_vs_plain_p50: ratio(P('sockmap_reused'), P('direct_reused')),
-      latency_slices_contended: Object.values(R).reduce((a, r) => a + r.contended, 0),
-      latency_slices_rerun: Object.values(R).reduce((a, r) => a + r.reruns, 0),
-      map_batch: args.mapBatch,
-      map_ops_per_s_batch: head.per_s.backend,
-      map_ops_per_s_entries: head.per_s.entries,
-      map_ops_per_s_addon: head.per_s.addon,
-      map_ops_per_s_c_floor: head.per_s.c_floor,
-      batch_vs_c_floor: ratio(head.per_s.backend, head.per_s.c_floor),
-      full_sync_10k_ms: syncMedian.total_ms,
-      full_sync_compile_ms: syncMedian.compile_ms,
-      full_sync_apply_ms: syncMedian.apply_ms,
-      full_sync_10k_cpu_ms: round(med(runs.map((r) => r.process_cpu_ms)), 4),
-    };
+    const metrics = metricsOf(R, byBatch, args.mapBatch, runs);
     const details: Record<string, unknown> = {
       latency: {
         note:
@@ -458,9 +244,8 @@ async function main(): Promise<void> {
         state_build_ms: round(buildMs, 4),
         runs,
       },
-      load_average_at_end: os.loadavg().map((x) => round(x, 3)),
     };
-    details.findings = findings(metrics, details);
+    closeDetails(metrics, details, findings);
     report = {
       benchmark: 'dataplane',
       metrics,
@@ -515,13 +300,10 @@ async function main(): Promise<void> {
   if (report && exitCode === 0) {
     report.durationMs = nowMs() - t0;
     (report.details as Record<string, unknown>).cleanup = 'cgroups, pins, links, HAProxy and servers removed';
-    const file = writeResults(report);
-    process.stdout.write(
-      `\ndataplane on ${report.machine.cpuModel} x${report.machine.cores}, kernel ${os.release()}\n\n`,
+    writeAndPrint(
+      report,
+      `dataplane on ${report.machine.cpuModel} x${report.machine.cores}, kernel ${os.release()}`,
     );
-    process.stdout.write(`${formatTable(report.metrics, report.targets)}\n\n`);
-    for (const f of (report.details as { findings: string[] }).findings) process.stdout.write(`- ${f}\n`);
-    process.stdout.write(`\nwritten ${file} in ${formatMs(report.durationMs)}\n`);
   }
   process.exitCode = exitCode;
 }

@@ -19,7 +19,6 @@
  * failure or Ctrl-C). When a target is missed, the diagnostics section times
  * every statement of the append path to show where the time goes.
  */
-import os from 'node:os';
 import { migrateToLatest } from '@meshplane/event-store';
 import { appendPhase, createRawTables, type WhatIfRun } from './event-store/append-phase';
 import { DEFAULTS, RAW_SELECT, statementMeans, throughputDetails } from './event-store/common';
@@ -28,10 +27,8 @@ import { replayPhase } from './event-store/replay-phase';
 import { stateAtPhase } from './event-store/state-at-phase';
 import { WorkloadStream } from './event-store/workload';
 import {
-  formatMs,
-  formatTable,
+  closeDetails,
   machineInfo,
-  meetsTarget,
   nowMs,
   parseArgs,
   printMachine,
@@ -42,7 +39,8 @@ import {
   showSettings,
   type Target,
   TempDatabases,
-  writeResults,
+  targetMisses,
+  writeAndPrint,
 } from './lib';
 
 const TARGETS: Record<string, Target> = {
@@ -149,9 +147,7 @@ function findings(m: Record<string, number>, d: Record<string, unknown>): string
         `after it ${bd.event_rows_read_p50_ms} ms to read and ${bd.apply_p50_ms} ms to apply (p50). Writing a snapshot ` +
         `costs the appending process ${bd.snapshot_encode_and_hash_ms} ms of CPU (encode + hash) every interval.`,
     );
-  for (const [name, t] of Object.entries(TARGETS))
-    if (m[name] !== undefined && !meetsTarget(m[name]!, t))
-      out.push(`${name} MISS (${m[name]} vs ${t.op} ${t.threshold}): see the findings above and details.`);
+  out.push(...targetMisses(m, TARGETS, ': see the findings above and details.'));
   return out;
 }
 
@@ -250,29 +246,27 @@ async function main(): Promise<void> {
         replay_of_this_log: sp.bigReplay,
       },
       postgres_settings: settings,
-      load_average_at_end: os.loadavg().map((x) => round(x, 3)),
     };
-    details.findings = findings(metrics, details);
-    const durationMs = nowMs() - t0;
-    const file = writeResults({
-      benchmark: 'event-store',
-      metrics,
-      targets: TARGETS,
-      params: {
-        ...args,
-        append_path: 'one EventStore (pool of writers + 2) shared by the writers, as in one API process',
-        append_change_set: `${args.eventsPerChange} Workload puts (realistic specs, 127.0.1.x) over a population of ${args.population}: first created, then updated in turn; actor/reason/request id/traceparent set`,
-        raw_insert: `BEGIN; INSERT raw.change_sets (1 row); INSERT raw.events (${args.eventsPerChange} rows, one multi-row VALUES); COMMIT -- copy of the log tables, no triggers, revisions from a JS counter`,
-        snapshot_interval: sp.info.snapshot_interval,
+    closeDetails(metrics, details, findings);
+    writeAndPrint(
+      {
+        benchmark: 'event-store',
+        metrics,
+        targets: TARGETS,
+        params: {
+          ...args,
+          append_path: 'one EventStore (pool of writers + 2) shared by the writers, as in one API process',
+          append_change_set: `${args.eventsPerChange} Workload puts (realistic specs, 127.0.1.x) over a population of ${args.population}: first created, then updated in turn; actor/reason/request id/traceparent set`,
+          raw_insert: `BEGIN; INSERT raw.change_sets (1 row); INSERT raw.events (${args.eventsPerChange} rows, one multi-row VALUES); COMMIT -- copy of the log tables, no triggers, revisions from a JS counter`,
+          snapshot_interval: sp.info.snapshot_interval,
+        },
+        details,
+        machine,
+        startedAt,
+        durationMs: nowMs() - t0,
       },
-      details,
-      machine,
-      startedAt,
-      durationMs,
-    });
-    process.stdout.write(`\nevent-store on ${printMachine(machine)}\n\n${formatTable(metrics, TARGETS)}\n\n`);
-    for (const f of details.findings as string[]) process.stdout.write(`- ${f}\n`);
-    process.stdout.write(`\nwritten ${file} in ${formatMs(durationMs)}\n`);
+      `event-store on ${printMachine(machine)}`,
+    );
   } catch (err) {
     process.stderr.write(`event-store bench failed: ${(err as Error).stack ?? String(err)}\n`);
     exitCode = 1;

@@ -1,6 +1,7 @@
 export * from './args';
 export * from './db';
 export * from './pg-profile';
+export * from './report';
 export * from './results';
 export * from './stats';
 export * from './timing';
