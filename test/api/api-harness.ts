@@ -1,9 +1,10 @@
-import type { AddressInfo } from 'node:net';
 import { migrateToLatest } from '@meshplane/event-store';
 import type { INestApplication } from '@nestjs/common';
-import { createApiApp } from '../../services/api/src/app';
 import type { ApiConfig } from '../../services/api/src/config';
+import { jsonOrText, type ListeningApi, listenApi } from '../harness/api';
 import { createTestDatabase, type TestDatabase } from '../harness/db';
+
+export { policy, route } from '../harness/resources';
 
 /** A real API on a loopback port over a fresh, migrated database. */
 export interface ApiHarness {
@@ -38,27 +39,21 @@ export const BOOTSTRAP_TOKEN = 'test-bootstrap-token-0123456789abcdef';
 export async function startApi(prefix = 'api', extra: Partial<ApiConfig> = {}): Promise<ApiHarness> {
   const db = await createTestDatabase(prefix);
   const logs: Record<string, unknown>[] = [];
-  let app: INestApplication | undefined;
+  let listening: ListeningApi;
   try {
     await migrateToLatest(db.url);
-    app = await createApiApp({
+    listening = await listenApi({
       databaseUrl: db.url,
-      port: 0,
-      host: '127.0.0.1',
       cluster: 'test',
       bootstrapToken: BOOTSTRAP_TOKEN,
       logSink: (line) => logs.push(line),
       ...extra,
     });
-    await app.listen(0, '127.0.0.1');
   } catch (err) {
-    await app?.close().catch(() => undefined);
     await db.drop();
     throw err;
   }
-  const port = (app.getHttpServer().address() as AddressInfo).port;
-  const url = `http://127.0.0.1:${port}`;
-  const theApp = app;
+  const { app: theApp, url } = listening;
 
   const call = async (method: string, path: string, opts: CallOptions = {}): Promise<ApiResponse> => {
     const headers: Record<string, string> = { ...(opts.headers ?? {}) };
@@ -72,13 +67,7 @@ export async function startApi(prefix = 'api', extra: Partial<ApiConfig> = {}): 
     }
     const res = await fetch(url + path, { method, headers, body });
     const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // not JSON (metrics): keep the text
-    }
-    return { status: res.status, headers: res.headers, body: parsed, text };
+    return { status: res.status, headers: res.headers, body: jsonOrText(text), text };
   };
 
   return {
@@ -115,28 +104,6 @@ export function workload(name: string, address: string, app: string, version = '
     kind: 'Workload',
     name,
     spec: { address, node: 'node-a', labels: { app, version }, identity: app },
-  };
-}
-
-export function route(name: string, svc: string, weights: Record<string, number>) {
-  return {
-    kind: 'Route',
-    name,
-    spec: {
-      service: svc,
-      backends: Object.entries(weights).map(([version, weight]) => ({
-        selector: { app: svc, version },
-        weight,
-      })),
-    },
-  };
-}
-
-export function policy(name: string, svc: string, action: 'ALLOW' | 'DENY', identities: string[]) {
-  return {
-    kind: 'AuthorizationPolicy',
-    name,
-    spec: { service: svc, action, from: identities.map((identity) => ({ identity })) },
   };
 }
 

@@ -6,16 +6,14 @@ import { freePort } from './ports';
 import {
   createHarnessDir,
   isAlive,
-  keepDirAtExit,
   kill9Child,
-  logTail,
   recordChildPid,
   removeDirAtExit,
   spawnTracked,
   sweepStaleHarnessDirs,
   terminate,
 } from './processes';
-import { waitFor } from './wait';
+import { awaitReady, destroyServer, logOffset, startOnFreePort } from './server-start';
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN || '/usr/sbin/nats-server';
 
@@ -106,16 +104,13 @@ export class PrivateNats {
     sweepStaleHarnessDirs();
     const nats = new PrivateNats(createHarnessDir('nats'), opts.port ?? (await freePort()), opts);
     try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await nats.start();
-          break;
-        } catch (err) {
-          const bindRace = /address already in use|error listening/i.test(String((err as Error).message));
-          if (opts.port !== undefined || !bindRace || attempt >= 5) throw err;
-          nats._port = await freePort();
-        }
-      }
+      const server = {
+        start: () => nats.start(),
+        repick: (port: number) => {
+          nats._port = port;
+        },
+      };
+      await startOnFreePort(server, opts.port, /address already in use|error listening/i);
       return nats;
     } catch (err) {
       await nats.destroy().catch(() => undefined);
@@ -149,7 +144,7 @@ export class PrivateNats {
       fs.writeFileSync(this.configFile, this.renderConfig());
       args.push('-c', this.configFile);
     }
-    const logFrom = fs.existsSync(this.logFile) ? fs.statSync(this.logFile).size : 0;
+    const logFrom = logOffset(this.logFile);
     const fd = fs.openSync(this.logFile, 'a');
     let child: ChildProcess;
     try {
@@ -161,34 +156,21 @@ export class PrivateNats {
     recordChildPid(this.dir, child.pid);
     removeDirAtExit(this.dir);
 
-    const died = new AbortController();
-    child.once('exit', (code, signal) =>
-      died.abort(new Error(`nats-server exited during startup (code ${code}, signal ${signal})`)),
-    );
-    child.once('error', (err) => died.abort(err));
-    try {
-      await waitFor(
-        async () => {
-          const info = await readNatsInfo(this._port, '127.0.0.1', 1_000);
-          // The INFO could come from a stranger who grabbed the port; check it is ours.
-          if (info.server_name !== this.name) throw new Error(`port taken by server ${info.server_name}`);
-          return info.jetstream === true ? info : undefined;
-        },
-        {
-          timeoutMs: this.startTimeoutMs,
-          intervalMs: 25,
-          what: `nats-server on 127.0.0.1:${this._port}`,
-          signal: died.signal,
-        },
-      );
-    } catch (err) {
-      await kill9Child(child).catch(() => undefined);
-      throw new Error(
-        `PrivateNats failed to start on port ${this._port}: ${(err as Error).message}\n` +
-          `--- ${this.logFile} ---\n${logTail(this.logFile, logFrom)}`,
-        { cause: err },
-      );
-    }
+    await awaitReady(child, {
+      probe: async () => {
+        const info = await readNatsInfo(this._port, '127.0.0.1', 1_000);
+        // The INFO could come from a stranger who grabbed the port; check it is ours.
+        if (info.server_name !== this.name) throw new Error(`port taken by server ${info.server_name}`);
+        return info.jetstream === true ? info : undefined;
+      },
+      label: 'nats-server',
+      owner: 'PrivateNats',
+      port: this._port,
+      timeoutMs: this.startTimeoutMs,
+      intervalMs: 25,
+      logFile: this.logFile,
+      logFrom,
+    });
   }
 
   /** Graceful stop (SIGTERM), escalating to SIGKILL after 15 s. */
@@ -212,9 +194,7 @@ export class PrivateNats {
 
   /** Stop if running and remove the temp dir. Idempotent. */
   async destroy(): Promise<void> {
-    await this.stop().catch(() => (this.child ? kill9Child(this.child) : undefined));
-    fs.rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });
-    keepDirAtExit(this.dir);
+    await destroyServer(this.dir, this.child, () => this.stop());
   }
 
   private renderConfig(): string {

@@ -7,7 +7,6 @@ import { freePort } from './ports';
 import {
   createHarnessDir,
   isAlive,
-  keepDirAtExit,
   kill9Child,
   logTail,
   recordChildPid,
@@ -17,7 +16,7 @@ import {
   terminate,
   waitForExit,
 } from './processes';
-import { waitFor } from './wait';
+import { awaitReady, destroyServer, logOffset, startOnFreePort } from './server-start';
 
 const PG_BIN = process.env.PG_BIN || '/usr/lib/postgresql/15/bin';
 
@@ -71,19 +70,17 @@ export class PrivatePostgres {
     const pg = new PrivatePostgres(dir, opts.port ?? (await freePort()), opts);
     try {
       await pg.initdb();
-      // Only a port we picked ourselves may be re-picked when another process grabs it first.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await pg.start();
-          break;
-        } catch (err) {
-          const bindRace = /could not bind|Address already in use|could not create any TCP/i.test(
-            String((err as Error).message),
-          );
-          if (opts.port !== undefined || !bindRace || attempt >= 5) throw err;
-          pg._port = await freePort();
-        }
-      }
+      const server = {
+        start: () => pg.start(),
+        repick: (port: number) => {
+          pg._port = port;
+        },
+      };
+      await startOnFreePort(
+        server,
+        opts.port,
+        /could not bind|Address already in use|could not create any TCP/i,
+      );
       return pg;
     } catch (err) {
       await pg.destroy().catch(() => undefined);
@@ -129,7 +126,7 @@ export class PrivatePostgres {
   /** Start the postmaster on the same port and data dir; resolves once it accepts queries. */
   async start(): Promise<void> {
     if (this.running) return;
-    const logFrom = fs.existsSync(this.logFile) ? fs.statSync(this.logFile).size : 0;
+    const logFrom = logOffset(this.logFile);
     const settings: Record<string, string | number | boolean> = {
       listen_addresses: '127.0.0.1',
       unix_socket_directories: this.dir,
@@ -148,27 +145,16 @@ export class PrivatePostgres {
     recordChildPid(this.dir, child.pid);
     removeDirAtExit(this.dir);
 
-    // Stop polling as soon as the postmaster dies (bad config, port taken, ...).
-    const died = new AbortController();
-    child.once('exit', (code, signal) =>
-      died.abort(new Error(`postgres exited during startup (code ${code}, signal ${signal})`)),
-    );
-    child.once('error', (err) => died.abort(err));
-    try {
-      await waitFor(() => this.ping(), {
-        timeoutMs: this.startTimeoutMs,
-        intervalMs: 50,
-        what: `postgres on 127.0.0.1:${this._port}`,
-        signal: died.signal,
-      });
-    } catch (err) {
-      await kill9Child(child).catch(() => undefined);
-      throw new Error(
-        `PrivatePostgres failed to start on port ${this._port}: ${(err as Error).message}\n` +
-          `--- ${this.logFile} ---\n${logTail(this.logFile, logFrom)}`,
-        { cause: err },
-      );
-    }
+    await awaitReady(child, {
+      probe: () => this.ping(),
+      label: 'postgres',
+      owner: 'PrivatePostgres',
+      port: this._port,
+      timeoutMs: this.startTimeoutMs,
+      intervalMs: 50,
+      logFile: this.logFile,
+      logFrom,
+    });
   }
 
   /** Shut down: 'fast' (SIGINT, clean) or 'immediate' (SIGQUIT, crash recovery on next start). */
@@ -195,9 +181,7 @@ export class PrivatePostgres {
 
   /** Stop if running and remove the temp dir. Idempotent. */
   async destroy(): Promise<void> {
-    await this.stop('immediate').catch(() => (this.child ? kill9Child(this.child) : undefined));
-    fs.rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });
-    keepDirAtExit(this.dir);
+    await destroyServer(this.dir, this.child, () => this.stop('immediate'));
   }
 
   private async initdb(): Promise<void> {

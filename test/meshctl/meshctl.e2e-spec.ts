@@ -3,77 +3,35 @@
  * first; `npm test` does) as a child process, against a real API over loopback
  * HTTP and a real, freshly migrated Postgres database.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { migrateToLatest } from '@meshplane/event-store';
-import type { INestApplication } from '@nestjs/common';
-import { createApiApp } from '../../services/api/src/app';
-import { createTestDatabase, type TestDatabase } from '../harness/db';
+import { type ApiHarness, startApi } from '../api/api-harness';
+import {
+  expectExit,
+  type MeshctlOptions,
+  type MeshctlResult,
+  requireBuiltMeshctl,
+  runMeshctl,
+} from '../harness/meshctl';
 import { freePort } from '../harness/ports';
 
-const ROOT = path.join(__dirname, '../..');
-const BIN = path.join(ROOT, 'bin/meshctl');
-const BUILT = path.join(ROOT, 'dist/services/meshctl/src/main.js');
-const BOOKINFO = path.join(ROOT, 'examples/bookinfo.yaml');
-const ADMIN_TOKEN = 'meshctl-e2e-admin-token-0123456789';
+const BOOKINFO = path.join(__dirname, '../../examples/bookinfo.yaml');
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-let db: TestDatabase;
-let app: INestApplication;
-let server: string;
+let api: ApiHarness;
 let tmp: string;
 
-/** Runs `node bin/meshctl ...argv` asynchronously (the API serves from this same process). */
+/** `node bin/meshctl ...argv` as the API's admin (the API serves from this same process). */
 function meshctl(
   argv: string[],
-  opts: { stdin?: string; env?: Record<string, string> } = {},
-): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...argv], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        MESH_SERVER: server,
-        MESH_TOKEN: ADMIN_TOKEN,
-        ...opts.env,
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => {
-      stdout += s;
-    });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      stderr += s;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(opts.stdin ?? '');
-  });
-}
-
-/** Fails with both streams in the message, so a broken step explains itself. */
-function expectExit(r: Result, code: number): void {
-  if (r.code !== code)
-    throw new Error(`expected exit ${code}, got ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  opts: Omit<MeshctlOptions, 'server' | 'token'> = {},
+): Promise<MeshctlResult> {
+  return runMeshctl(argv, { server: api.url, token: api.adminToken, ...opts });
 }
 
 async function head(): Promise<number> {
-  const res = await fetch(`${server}/v1/revisions?limit=1`, {
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  const res = await fetch(`${api.url}/v1/revisions?limit=1`, {
+    headers: { authorization: `Bearer ${api.adminToken}` },
   });
   return ((await res.json()) as { headRevision: number }).headRevision;
 }
@@ -82,31 +40,13 @@ async function head(): Promise<number> {
 const manifests = (yaml: string) => yaml.replace(/^# revision \d+\n/, '');
 
 beforeAll(async () => {
-  if (!existsSync(BUILT)) throw new Error(`${BUILT} is missing: run \`npm run build\` first (npm test does)`);
+  requireBuiltMeshctl();
   tmp = mkdtempSync(path.join(tmpdir(), 'meshctl-e2e-'));
-  db = await createTestDatabase('meshctl');
-  try {
-    await migrateToLatest(db.url);
-    app = await createApiApp({
-      databaseUrl: db.url,
-      port: 0,
-      host: '127.0.0.1',
-      cluster: 'test',
-      bootstrapToken: ADMIN_TOKEN,
-      logSink: () => undefined,
-    });
-    await app.listen(0, '127.0.0.1');
-  } catch (err) {
-    await app?.close().catch(() => undefined);
-    await db.drop();
-    throw err;
-  }
-  server = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  api = await startApi('meshctl', { logSink: () => undefined });
 });
 
 afterAll(async () => {
-  await app?.close().catch(() => undefined);
-  await db?.drop();
+  await api?.close();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -351,9 +291,9 @@ spec:
     expect(badToken.stderr).toContain('[401 UNAUTHENTICATED]');
     expect(badToken.stderr).toContain('headers.authorization');
 
-    const created = await fetch(`${server}/v1/tokens`, {
+    const created = await fetch(`${api.url}/v1/tokens`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${api.adminToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({ name: 'e2e-viewer', role: 'viewer' }),
     });
     expect(created.status).toBe(201);

@@ -3,10 +3,7 @@
  * (`npm run build` first) against a real API over a fresh Postgres database and the shared NATS.
  * Node statuses are written with putNodeStatus, as agents write them (the API's input contract).
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import {
   connectNats,
   type NodeStatus,
@@ -19,55 +16,19 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { type ApiHarness, change, service, startApi } from '../api/api-harness';
 import { sleep } from '../harness';
+import { expectExit, type MeshctlResult, requireBuiltMeshctl, runMeshctl } from '../harness/meshctl';
 
-const ROOT = path.join(__dirname, '../..');
-const BIN = path.join(ROOT, 'bin/meshctl');
-const BUILT = path.join(ROOT, 'dist/services/meshctl/src/main.js');
 const NATS_URL = process.env.NATS_URL || 'nats://127.0.0.1:4222';
 const OFFLINE_AFTER_MS = 3_000;
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
 
 const cluster = `mctl-${randomBytes(4).toString('hex')}`;
 let api: ApiHarness;
 let nc: NatsConnection;
 let kv: KV;
 
-/** Runs `node bin/meshctl ...argv`; `during` runs while it is running (to change node status). */
-function meshctl(argv: string[], during?: () => Promise<void>): Promise<Result> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...argv], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', MESH_SERVER: api.url, MESH_TOKEN: api.adminToken },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => {
-      stdout += s;
-    });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      stderr += s;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-    during?.().catch(reject);
-  });
-}
-
-function expectExit(r: Result, code: number): void {
-  if (r.code !== code)
-    throw new Error(`expected exit ${code}, got ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+/** `node bin/meshctl ...argv` as the admin; `during` runs while it is running (to change node status). */
+function meshctl(argv: string[], during?: () => Promise<void>): Promise<MeshctlResult> {
+  return runMeshctl(argv, { server: api.url, token: api.adminToken, during });
 }
 
 function report(node: string, appliedRevision: number, over: Partial<NodeStatus> = {}): Promise<number> {
@@ -94,7 +55,7 @@ async function commit(n: number): Promise<number> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(BUILT)) throw new Error(`${BUILT} is missing: run \`npm run build\` first (npm test does)`);
+  requireBuiltMeshctl();
   nc = await connectNats(NATS_URL, { name: 'meshctl-status-e2e', firstConnectTimeoutMs: 10_000 });
   kv = await provisionStatusBucket(jetstream(nc), cluster);
   api = await startApi('meshctl_status', {

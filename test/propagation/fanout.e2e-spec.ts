@@ -6,26 +6,19 @@
  * `compile(state, node)` of the API's snapshot.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { createTestDatabase, type TestDatabase, waitFor } from '../harness';
+import { expectStreamMatchesLog, lastSeq, openLog, randomCluster } from '../relay/helpers';
 import {
-  deleteClusterNats,
-  expectStreamMatchesLog,
-  lastSeq,
-  natsTools,
-  openLog,
-  randomCluster,
-} from '../relay/helpers';
-import {
-  AgentNode,
+  type AgentNode,
   type Api,
   cleanupAll,
   commitChange,
+  deleteClusterStreams,
   expectNodeMapsMatch,
+  pipelineProcesses,
   policy,
   readStateFile,
   ref,
-  relayProcess,
   removeTempDir,
   route,
   type ServiceProcess,
@@ -35,6 +28,7 @@ import {
   service,
   snapshotState,
   startApi,
+  startPipeline,
   statusReader,
   tempDir,
   waitForApplied,
@@ -96,31 +90,17 @@ beforeAll(async () => {
   api = await startApi(db.url, cluster, SHARED_NATS_URL);
   reader = await statusReader(SHARED_NATS_URL, cluster);
   history = await watchStatuses(reader.kv);
-  relay = relayProcess(`relay-${cluster}`, {
-    MESH_CLUSTER: cluster,
-    DATABASE_URL: db.url,
-    NATS_URL: SHARED_NATS_URL,
+  const pipeline = pipelineProcesses({
+    cluster,
+    databaseUrl: db.url,
+    natsUrl: SHARED_NATS_URL,
+    apiUrl: api.url,
+    nodes: NODES,
+    dir,
   });
-  await relay.start();
-  // The relay provisions the stream; agents started before it exists would wait a retry period.
-  await waitFor(async () => (await lastSeq(reader!.tools.jsm, cluster)) >= 0, {
-    timeoutMs: 20_000,
-    what: 'the relay to provision the stream',
-  }).catch((err: Error) => {
-    throw new Error(`${err.message}\n${relay?.describe()}`);
-  });
-  for (const node of NODES) {
-    const agent = new AgentNode({
-      node,
-      cluster,
-      natsUrl: SHARED_NATS_URL,
-      apiUrl: api.url,
-      stateFile: path.join(dir, `${node}.maps.json`),
-    });
-    agents.push(agent);
-  }
-  await Promise.all(agents.map((a) => a.start()));
-  await waitForApplied(reader, agents, 0, 30_000);
+  relay = pipeline.relay;
+  agents.push(...pipeline.agents);
+  await startPipeline(pipeline, reader);
 }, 90_000);
 
 afterAll(async () => {
@@ -129,14 +109,7 @@ afterAll(async () => {
     ['agents', () => Promise.all(agents.map((a) => a.stop()))],
     ['relay', () => relay?.stop()],
     ['api', () => api?.close()],
-    [
-      'stream and bucket',
-      async () => {
-        const tools = reader?.tools ?? (await natsTools(SHARED_NATS_URL));
-        await deleteClusterNats(tools.jsm, cluster);
-        await tools.close();
-      },
-    ],
+    ['stream and bucket', () => deleteClusterStreams(reader, SHARED_NATS_URL, cluster)],
     ['database', () => db?.drop()],
     ['temp dir', () => removeTempDir(dir)],
   ]);

@@ -6,22 +6,22 @@
  * and then Postgres restart. Nobody restarts or reconfigures any service: at the end every agent
  * holds the compiled head state and the stream holds every revision exactly once.
  */
-import path from 'node:path';
 import { PrivateNats, PrivatePostgres, sleep, waitFor } from '../harness';
 import { deleteClusterNats, expectStreamMatchesLog, lastSeq, openLog, randomCluster } from '../relay/helpers';
 import {
-  AgentNode,
+  type AgentNode,
   type Api,
   cleanupAll,
   commitChange,
   expectNodeMapsMatch,
-  relayProcess,
+  pipelineProcesses,
   removeTempDir,
   type ServiceProcess,
   type StatusReader,
   service,
   snapshotState,
   startApi,
+  startPipeline,
   statusReader,
   tempDir,
   waitForApplied,
@@ -130,28 +130,17 @@ beforeAll(async () => {
   dbUrl = await pg.createDatabase('meshplane');
   api = await startApi(dbUrl, cluster, nats.url);
   reader = await statusReader(nats.url, cluster);
-  relay = relayProcess(`relay-${cluster}`, {
-    MESH_CLUSTER: cluster,
-    DATABASE_URL: dbUrl,
-    NATS_URL: nats.url,
+  const pipeline = pipelineProcesses({
+    cluster,
+    databaseUrl: dbUrl,
+    natsUrl: nats.url,
+    apiUrl: api.url,
+    nodes: NODES,
+    dir,
   });
-  await relay.start();
-  await waitFor(async () => (await lastSeq(reader!.tools.jsm, cluster)) >= 0, {
-    timeoutMs: 20_000,
-    what: 'the relay to provision the stream',
-  });
-  for (const node of NODES) {
-    const agent = new AgentNode({
-      node,
-      cluster,
-      natsUrl: nats.url,
-      apiUrl: api.url,
-      stateFile: path.join(dir, `${node}.maps.json`),
-    });
-    agents.push(agent);
-  }
-  await Promise.all(agents.map((a) => a.start()));
-  await waitForApplied(reader, agents, 0, 30_000);
+  relay = pipeline.relay;
+  agents.push(...pipeline.agents);
+  await startPipeline(pipeline, reader);
 }, 90_000);
 
 afterAll(async () => {

@@ -18,20 +18,22 @@ import {
   waitFor,
 } from '../harness';
 import {
-  AgentNode,
+  type AgentNode,
   cleanupAll,
-  relayProcess,
+  deleteClusterStreams,
+  pipelineProcesses,
   removeTempDir,
   type ServiceProcess,
   type StatusReader,
   service,
+  startPipeline,
   statusReader,
   TOKEN,
   tempDir,
   waitForApplied,
   workload,
 } from '../propagation/helpers';
-import { deleteClusterNats, lastSeq, natsTools, randomCluster } from '../relay/helpers';
+import { randomCluster } from '../relay/helpers';
 import { ancestors, type OtlpReceiver, type ReceivedSpan, startOtlpReceiver, traceOf } from './otlp-receiver';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -165,33 +167,23 @@ beforeAll(async () => {
   reader = await statusReader(NATS_URL, cluster);
   const relayPort = await freePort();
   metricsPorts.set('relay', relayPort);
-  relay = relayProcess(`relay-${cluster}`, {
-    MESH_CLUSTER: cluster,
-    DATABASE_URL: db.url,
-    NATS_URL,
-    MESH_METRICS_PORT: String(relayPort),
-    ...otelEnv('meshplane-relay'),
+  const pipeline = pipelineProcesses({
+    cluster,
+    databaseUrl: db.url,
+    natsUrl: NATS_URL,
+    apiUrl: api.url,
+    nodes: NODES,
+    dir,
+    relayEnv: { MESH_METRICS_PORT: String(relayPort), ...otelEnv('meshplane-relay') },
   });
-  await relay.start();
-  await waitFor(async () => (await lastSeq(reader!.tools.jsm, cluster)) >= 0, {
-    timeoutMs: 20_000,
-    what: 'the relay to provision the stream',
-  });
-  for (const node of NODES) {
-    const agent = new AgentNode({
-      node,
-      cluster,
-      natsUrl: NATS_URL,
-      apiUrl: api.url,
-      stateFile: path.join(dir, `${node}.maps.json`),
-    });
+  relay = pipeline.relay;
+  for (const agent of pipeline.agents) {
     const port = await freePort();
-    metricsPorts.set(node, port);
-    Object.assign(agent.env, otelEnv(`meshplane-agent-${node}`), { MESH_METRICS_PORT: String(port) });
+    metricsPorts.set(agent.node, port);
+    Object.assign(agent.env, otelEnv(`meshplane-agent-${agent.node}`), { MESH_METRICS_PORT: String(port) });
     agents.push(agent);
   }
-  await Promise.all(agents.map((a) => a.start()));
-  await waitForApplied(reader, agents, 0, 30_000);
+  await startPipeline(pipeline, reader);
 }, 120_000);
 
 afterAll(async () => {
@@ -199,14 +191,7 @@ afterAll(async () => {
     ['agents', () => Promise.all(agents.map((a) => a.stop()))],
     ['relay', () => relay?.stop()],
     ['api', () => (api ? terminate(api.child, { timeoutMs: 12_000 }) : undefined)],
-    [
-      'stream and bucket',
-      async () => {
-        const tools = reader?.tools ?? (await natsTools(NATS_URL));
-        await deleteClusterNats(tools.jsm, cluster);
-        await tools.close();
-      },
-    ],
+    ['stream and bucket', () => deleteClusterStreams(reader, NATS_URL, cluster)],
     ['database', () => db?.drop()],
     ['receiver', () => receiver?.close()],
     ['temp dir', () => removeTempDir(dir)],

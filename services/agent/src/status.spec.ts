@@ -2,7 +2,7 @@ import type { ApplyOutcome } from '@meshplane/dataplane';
 import { decodeNodeStatus } from '@meshplane/messaging';
 import type { KV } from '@nats-io/kv';
 import { parseSnapshot } from './snapshot';
-import { encodeStatusWithExtra, StatusReporter } from './status';
+import { encodeStatusWithExtra, StatusReporter, type StatusReporterOptions } from './status';
 
 const ok = (revision: number, at: number, over: Partial<ApplyOutcome> = {}): ApplyOutcome => ({
   ok: true,
@@ -16,9 +16,12 @@ const ok = (revision: number, at: number, over: Partial<ApplyOutcome> = {}): App
   ...over,
 });
 
+// One node's reporter; each test names only the options it is about.
+const newReporter = (over: Partial<StatusReporterOptions> = {}) =>
+  new StatusReporter({ node: 'n1', cluster: 'c', agentVersion: 'v', recentApplies: 3, ...over });
+
 describe('StatusReporter', () => {
-  const reporter = () =>
-    new StatusReporter({ node: 'n1', cluster: 'c', agentVersion: 'v', recentApplies: 3, now: () => 1000 });
+  const reporter = () => newReporter({ now: () => 1000 });
 
   it('records applies with their times, bounded, and only when the revision advances', () => {
     const r = reporter();
@@ -68,13 +71,7 @@ describe('StatusReporter', () => {
 
 describe('StatusReporter history across restarts', () => {
   it('keeps the previous process records up to the checkpoint, in order, before new ones', () => {
-    const r = new StatusReporter({
-      node: 'n1',
-      cluster: 'c',
-      agentVersion: 'v',
-      recentApplies: 3,
-      now: () => 1000,
-    });
+    const r = newReporter({ now: () => 1000 });
     const rec = (revision: number) => ({ revision, appliedAt: new Date(revision * 10), durationMs: 1 });
     r.restored(8, 80);
     // 9 is above what the maps hold (not kept); duplicates and disorder are dropped.
@@ -112,10 +109,7 @@ describe('StatusReporter writes', () => {
 
   it('coalesces writes after applies: at most one per interval, the last change always written', async () => {
     const { puts, kv } = recordingKv();
-    const r = new StatusReporter({
-      node: 'n1',
-      cluster: 'c',
-      agentVersion: 'v',
+    const r = newReporter({
       recentApplies: 10,
       minIntervalMs: 250,
       extra: () => ({ dataplane: { repairs: 0 } }),
@@ -156,13 +150,7 @@ describe('StatusReporter writes', () => {
 
   it('close() writes at once, replacing a scheduled write, and later changes write nothing', async () => {
     const { puts, kv } = recordingKv();
-    const r = new StatusReporter({
-      node: 'n1',
-      cluster: 'c',
-      agentVersion: 'v',
-      recentApplies: 10,
-      minIntervalMs: 250,
-    });
+    const r = newReporter({ recentApplies: 10, minIntervalMs: 250 });
     r.attach(kv);
     await r.publish();
     r.outcome(ok(7, Date.now()), false);
@@ -181,13 +169,7 @@ describe('StatusReporter writes', () => {
 
   it('with interval 0 every change is written', async () => {
     const { puts, kv } = recordingKv();
-    const r = new StatusReporter({
-      node: 'n1',
-      cluster: 'c',
-      agentVersion: 'v',
-      recentApplies: 10,
-      minIntervalMs: 0,
-    });
+    const r = newReporter({ recentApplies: 10, minIntervalMs: 0 });
     r.attach(kv);
     for (const rev of [1, 2, 3]) {
       r.outcome(ok(rev, Date.now()), false);
@@ -201,13 +183,7 @@ describe('StatusReporter writes', () => {
 
 describe('encodeStatusWithExtra', () => {
   it('adds the data plane facts beside the NodeStatus fields; readers still decode the status', () => {
-    const r = new StatusReporter({
-      node: 'n1',
-      cluster: 'c',
-      agentVersion: 'v',
-      recentApplies: 3,
-      now: () => 1000,
-    });
+    const r = newReporter({ now: () => 1000 });
     r.outcome(ok(3, 300), false);
     const status = r.current();
     const bytes = encodeStatusWithExtra(status, {
