@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm run up -- --clusters N` (N = 2 or 3): N federated Meshplane clusters on this machine.
 # Per cluster: a NATS server (infra/federation/<cluster>.conf: JetStream domain = cluster name;
-# east is the leafnode hub), a database, and the API, relay, importer and one agent (memory map
+# east is the leafnode hub; with N=3 and MESH_FEDERATION_TOPOLOGY=mesh, mesh-<cluster>.conf: a
+# full mesh of leafnodes, no hub), a database, and the API, relay, importer and one agent (memory map
 # backend: several clusters' BPF programs on one machine would share cgroups). east exports the
 # `web` service; west has its own `web` on the same VIP (one global service, affinity local).
 # Pids and logs under .run/ (fed-*); `npm run down` stops them. Called by scripts/up.sh after
@@ -13,6 +14,13 @@ die() { printf '[up] ERROR: %s\n' "$*" >&2; exit 1; }
 
 N=${1:-2}
 case "$N" in 2) CLUSTERS=(east west) ;; 3) CLUSTERS=(east west north) ;; *) die "--clusters takes 2 or 3" ;; esac
+TOPOLOGY="${MESH_FEDERATION_TOPOLOGY:-hub}"
+case "$TOPOLOGY" in
+  hub) CONF_PREFIX="" ;;
+  # The mesh configs link all three clusters; with two, each would keep dialing the missing one.
+  mesh) [ "$N" = 3 ] || die "MESH_FEDERATION_TOPOLOGY=mesh needs --clusters 3"; CONF_PREFIX="mesh-" ;;
+  *) die "MESH_FEDERATION_TOPOLOGY is hub or mesh, not $TOPOLOGY" ;;
+esac
 BASE_DB="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/meshplane}"
 RUN=.run
 mkdir -p "$RUN/fed"
@@ -41,7 +49,7 @@ db_url() { node -e 'const u = new URL(process.argv[1]); u.pathname = "/meshplane
 for i in "${!CLUSTERS[@]}"; do
   c=${CLUSTERS[$i]}
   mkdir -p "$RUN/fed/$c"
-  start "fed-$c-nats" nats-server -c "infra/federation/$c.conf" -sd "$PWD/$RUN/fed/$c"
+  start "fed-$c-nats" nats-server -c "infra/federation/$CONF_PREFIX$c.conf" -sd "$PWD/$RUN/fed/$c"
 done
 for i in "${!CLUSTERS[@]}"; do
   port=$((4322 + i))
@@ -77,7 +85,7 @@ done
 
 cat <<MSG
 
-$N federated clusters are up (${CLUSTERS[*]}; NATS leafnode hub: east, 127.0.0.1:7422).
+$N federated clusters are up (${CLUSTERS[*]}; $([ "$TOPOLOGY" = mesh ] && echo "full mesh of leafnodes" || echo "NATS leafnode hub: east, 127.0.0.1:7422")).
 APIs: $(for i in "${!CLUSTERS[@]}"; do printf '%s=http://127.0.0.1:%s ' "${CLUSTERS[$i]}" $((8181 + i)); done)
 
 See what west imported from east (link state, peer revision, export seq, lag):

@@ -1,8 +1,8 @@
 /*
  * Several Meshplane clusters on one machine for the federation tests: per cluster a private
  * nats-server (JetStream domain = cluster name), a fresh database, and in this process the relay,
- * the importer and one agent on the memory map backend. The first cluster's NATS is the leafnode
- * hub, the others connect to it (a full mesh of leafnodes in one account is a loop NATS refuses).
+ * the importer and one agent on the memory map backend. The NATS servers are linked by leafnodes,
+ * as a hub (the first cluster) with leaves or as a full mesh (nats-config.ts explains both).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,12 +25,15 @@ import { type AgentHandle, silentLogger, startAgent } from '../../services/agent
 import { type ImporterHandle, startImporter } from '../../services/importer/src';
 import { type RelayHandle, startRelay } from '../../services/relay/src';
 import { createTestDatabase, freePort, PrivateNats, type TestDatabase, waitFor } from '../harness';
+import { type FederationTopology, hubNatsConfig, meshNatsConfig } from './nats-config';
 
 export interface FederationOptions {
   cacheTtlMs?: number;
   probeMs?: number;
   /** Keep importer log lines (for failure messages). */
   logs?: Array<Record<string, unknown>>;
+  /** How the clusters' NATS servers are linked; default 'hub'. */
+  topology?: FederationTopology;
 }
 
 export class FedCluster {
@@ -202,27 +205,31 @@ export class FedCluster {
   }
 }
 
-/** NATS config text of cluster `name`: JetStream domain, and the hub's listener or a remote to it. */
-export function federationNatsConfig(name: string, leafPort: number, hub: boolean): string {
-  return [
-    `jetstream { domain: ${JSON.stringify(name)} }`,
-    hub
-      ? `leafnodes { listen: "127.0.0.1:${leafPort}" }`
-      : `leafnodes { reconnect: 1, remotes: [ { url: "nats-leaf://127.0.0.1:${leafPort}" } ] }`,
-  ].join('\n');
+/** NATS config text of every cluster in `names`, linked as `topology` says. */
+async function federationNatsConfigs(
+  names: readonly string[],
+  topology: FederationTopology,
+): Promise<Record<string, string>> {
+  const configs: Record<string, string> = {};
+  if (topology === 'hub') {
+    const hubLeafPort = await freePort();
+    for (const [i, name] of names.entries()) configs[name] = hubNatsConfig(name, hubLeafPort, i === 0);
+    return configs;
+  }
+  const leafPorts: Record<string, number> = {};
+  for (const name of names) leafPorts[name] = await freePort();
+  for (const name of names) configs[name] = meshNatsConfig(name, leafPorts);
+  return configs;
 }
 
-/** Starts `names` as a federation (names[0] is the leafnode hub); every cluster imports all others. */
+/** Starts `names` as a federation (hub: names[0] is the hub); every cluster imports all others. */
 export async function startFederation(names: string[], opts: FederationOptions = {}): Promise<FedCluster[]> {
-  const leafPort = await freePort();
+  const configs = await federationNatsConfigs(names, opts.topology ?? 'hub');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fed-e2e-'));
   const clusters: FedCluster[] = [];
   try {
-    for (const [i, name] of names.entries()) {
-      const nats = await PrivateNats.start({
-        name: `fed-${name}`,
-        config: federationNatsConfig(name, leafPort, i === 0),
-      });
+    for (const name of names) {
+      const nats = await PrivateNats.start({ name: `fed-${name}`, config: configs[name] });
       const db = await createTestDatabase(`fed_${name}`);
       await migrateToLatest(db.url);
       const store = await EventStore.open({

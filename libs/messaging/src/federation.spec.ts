@@ -27,16 +27,16 @@ describe('federation names', () => {
   });
 
   test('the import stream sources each peer export stream through its JetStream domain', () => {
-    expect(importSources([{ name: 'east' }, { name: 'north', domain: 'n-js' }])).toEqual([
+    expect(importSources('west', [{ name: 'east' }, { name: 'north', domain: 'n-js' }])).toEqual([
       {
         name: 'MESH_EXPORT_EAST',
         filter_subject: 'mesh.east.export',
-        external: { api: '$JS.east.API', deliver: '' },
+        external: { api: '$JS.east.API', deliver: 'mesh.deliver.west.east' },
       },
       {
         name: 'MESH_EXPORT_NORTH',
         filter_subject: 'mesh.north.export',
-        external: { api: '$JS.n-js.API', deliver: '' },
+        external: { api: '$JS.n-js.API', deliver: 'mesh.deliver.west.north' },
       },
     ]);
   });

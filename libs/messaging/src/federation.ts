@@ -191,13 +191,29 @@ export interface FederationPeerRef {
   domain?: string;
 }
 
-export function importSources(peers: readonly FederationPeerRef[]): StreamSource[] {
+/**
+ * `mesh.deliver.<cluster>.<peer>`: prefix of the subjects `peer`'s sourcing consumer pushes to
+ * for `cluster`'s import stream. NATS's default (`$JS.S.…`) is the same for every peer, which a
+ * full mesh cannot route: there each peer sits behind its own link account, and the JetStream
+ * account imports one subject space per peer (see infra/federation/mesh-*.conf).
+ */
+export function importDeliverPrefix(cluster: string, peer: string): string {
+  assertClusterName(cluster);
+  assertClusterName(peer);
+  return `mesh.deliver.${cluster}.${peer}`;
+}
+
+/** `$JS.FC.<peer's export stream>`: flow-control replies of `peer`'s sourcing consumers. */
+export const importFlowControlPrefix = (peer: string) => `$JS.FC.${exportStreamName(peer)}`;
+
+/** Sources of `cluster`'s import stream: each peer's export stream through its JetStream domain. */
+export function importSources(cluster: string, peers: readonly FederationPeerRef[]): StreamSource[] {
   return peers.map((p) => {
     const domain = p.domain ?? p.name;
     return {
       name: exportStreamName(p.name),
       filter_subject: exportSubject(p.name),
-      external: { api: `$JS.${domain}.API`, deliver: '' },
+      external: { api: `$JS.${domain}.API`, deliver: importDeliverPrefix(cluster, p.name) },
     };
   });
 }
@@ -213,9 +229,11 @@ export async function provisionImportStream(
   opts: { maxMsgsPerSubject?: number } = {},
 ): Promise<'created' | 'updated' | 'unchanged'> {
   const name = importStreamName(cluster);
-  const sources = importSources(peers);
+  const sources = importSources(cluster, peers);
+  // The deliver prefix is part of the key so a stream made with NATS's default one is updated
+  // (nats-server 2.9.10 then re-creates the sourcing consumers with the new prefix).
   const key = (s: StreamSource[] | undefined) =>
-    JSON.stringify((s ?? []).map((x) => [x.name, x.external?.api ?? '']).sort());
+    JSON.stringify((s ?? []).map((x) => [x.name, x.external?.api ?? '', x.external?.deliver ?? '']).sort());
   const have = await streamInfoOrUndefined(jsm, name);
   const want: Partial<StreamConfig> & { name: string } = {
     ...baseStream(),
