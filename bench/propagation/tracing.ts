@@ -24,7 +24,7 @@ import path from 'node:path';
 import { connectNats, statusBucket, streamName } from '@meshplane/messaging';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { spawnTracked, terminate } from '../../test/harness/processes';
+import { onLines, spawnTracked, terminate } from '../../test/harness/processes';
 import { nowMs, parseArgs, progress, round, summarize, TempDatabases } from '../lib';
 import type { ExtraRunResult } from './report';
 
@@ -101,20 +101,10 @@ function spawnService(name: string, service: string, env: Record<string, string>
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const p: Proc = { name, child, lines: [], stderr: '' };
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buf += chunk;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        const l = JSON.parse(line) as Record<string, unknown>;
-        p.lines.push(l);
-        p.onLine?.(l);
-      } catch {
-        // not a log line
-      }
-    }
+  onLines(child.stdout!, (l) => {
+    if (!l) return; // not a log line
+    p.lines.push(l);
+    p.onLine?.(l);
   });
   child.stderr!.setEncoding('utf8').on('data', (c: string) => {
     p.stderr = (p.stderr + c).slice(-2000);

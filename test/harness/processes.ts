@@ -257,3 +257,29 @@ export function logTail(file: string, from = 0, maxLines = 40): string {
     return `<no log: ${(err as Error).message}>`;
   }
 }
+
+/**
+ * Calls `onLine` with each complete line of `stream` (a child's stdout, JSON-lines logs): the
+ * object when the line is JSON, otherwise the raw text.
+ */
+export function onLines(
+  stream: NodeJS.ReadableStream,
+  onLine: (json: Record<string, unknown> | undefined, raw: string) => void,
+): void {
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buf += chunk;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      let json: Record<string, unknown> | undefined;
+      try {
+        json = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        json = undefined;
+      }
+      onLine(json, line);
+    }
+  });
+}

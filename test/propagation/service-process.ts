@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { kill9Child, sleep, spawnTracked, terminate, waitFor } from '../harness';
+import { kill9Child, onLines, sleep, spawnTracked, terminate, waitFor } from '../harness';
 
 /*
  * The services of the propagation suites as REAL child processes: the built dist/ when it is at
@@ -139,19 +139,9 @@ export class ServiceProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
-    let buf = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      buf += chunk;
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          this.logs.push({ ...JSON.parse(line), incarnation });
-        } catch {
-          this.logs.push({ msg: line, incarnation });
-        }
-      }
-    });
+    onLines(child.stdout!, (json, line) =>
+      this.logs.push(json ? { ...json, incarnation } : { msg: line, incarnation }),
+    );
     child.stderr!.setEncoding('utf8').on('data', (c: string) => {
       this.stderr += c;
     });

@@ -37,8 +37,8 @@ describe('destOfKey', () => {
       proto: 6,
       flags: 1,
     });
-    expect(destOfKey('10.0.0.1:53/UDP', 0)).toMatchObject({
-      addr: 0x0a000001,
+    expect(destOfKey('127.0.2.1:53/UDP', 0)).toMatchObject({
+      addr: 0x7f000201,
       port: 53,
       proto: 17,
       flags: 0,
