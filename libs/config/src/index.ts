@@ -44,6 +44,11 @@ export const clusterEnv = z
   .default('local');
 
 /** Parses `env` with `schema`; empty strings count as unset, as in most deployment tools. */
+/** MESH_LOG_LEVEL of the services that log JSON lines: debug, info (default), warn or error. */
+export const logLevelEnv = z
+  .enum(['debug', 'info', 'warn', 'error'], 'MESH_LOG_LEVEL must be debug, info, warn or error')
+  .default('info');
+
 export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const r = schema.safeParse(cleaned);

@@ -6,6 +6,7 @@ import {
   DEFAULT_DATABASE_URL,
   DEFAULT_NATS_URL,
   intEnv,
+  logLevelEnv,
   parseEnv,
   urlEnv,
 } from '@meshplane/config';
@@ -87,9 +88,7 @@ const EnvSchema = z.object({
   MESH_FEDERATION_PROBE_MS: intEnv('MESH_FEDERATION_PROBE_MS', 50, 600_000).default(1000),
   MESH_FEDERATION_PROBE_TIMEOUT_MS: intEnv('MESH_FEDERATION_PROBE_TIMEOUT_MS', 50, 600_000).default(2000),
   MESH_IMPORTER_LOCK_RETRY_MS: intEnv('MESH_IMPORTER_LOCK_RETRY_MS', 10, 60_000).default(500),
-  MESH_LOG_LEVEL: z
-    .enum(['debug', 'info', 'warn', 'error'], 'MESH_LOG_LEVEL must be debug, info, warn or error')
-    .default('info'),
+  MESH_LOG_LEVEL: logLevelEnv,
   MESH_IMPORTER_INSTANCE: z.string().min(1).max(128).optional(),
 });
 

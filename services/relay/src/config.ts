@@ -5,6 +5,7 @@ import {
   DEFAULT_DATABASE_URL,
   DEFAULT_NATS_URL,
   intEnv,
+  logLevelEnv,
   parseEnv,
   redactUrl,
   urlEnv,
@@ -54,9 +55,7 @@ const EnvSchema = z.object({
   MESH_RELAY_BATCH_SIZE: intEnv('MESH_RELAY_BATCH_SIZE', 1, 10_000).default(500),
   MESH_RELAY_PUBLISH_WINDOW: intEnv('MESH_RELAY_PUBLISH_WINDOW', 1, 1024).default(64),
   MESH_RELAY_STEP_DOWN_MS: intEnv('MESH_RELAY_STEP_DOWN_MS', 1000, 3_600_000).default(30_000),
-  MESH_LOG_LEVEL: z
-    .enum(['debug', 'info', 'warn', 'error'], 'MESH_LOG_LEVEL must be debug, info, warn or error')
-    .default('info'),
+  MESH_LOG_LEVEL: logLevelEnv,
   MESH_RELAY_INSTANCE: z.string().min(1).max(128).optional(),
   MESH_METRICS_PORT: intEnv('MESH_METRICS_PORT', 0, 65_535).default(0),
 });
