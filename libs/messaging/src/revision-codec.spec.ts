@@ -158,6 +158,37 @@ describe('revision codec', () => {
     wire.createdAt = 'yesterday';
     expect(() => decodeRevision(Buffer.from(JSON.stringify(wire)))).toThrow('at createdAt');
   });
+  it.each([
+    ['revision', 0, 'revision: must be a positive integer'],
+    ['revision', 1.5, 'revision: must be a positive integer'],
+    ['changeId', 7, 'changeId: must be a string'],
+    ['hash', null, 'hash: must be a string'],
+    ['requestId', 1, 'requestId: must be a string or null'],
+    ['traceContext', {}, 'traceContext: must be a string or null'],
+    ['restoredFromRevision', -1, 'restoredFromRevision: must be null or a revision'],
+    ['metadata', [], 'metadata: must be a JSON object'],
+    ['createdAt', '2026-11-26', 'createdAt: must be an ISO 8601 date-time with an offset'],
+    ['createdAt', '2026-13-45T00:00:00Z', 'createdAt: must be an ISO 8601 date-time with an offset'],
+    ['eventCount', '1', 'eventCount: must be a non-negative integer'],
+  ])('names the bad header field %s = %j', (field, value, message) => {
+    const cs = fc.sample(changeSetArb, 1)[0]!;
+    const wire = JSON.parse(Buffer.from(encodeRevision(cs)).toString('utf8'));
+    wire[field] = value;
+    expect(() => decodeRevision(Buffer.from(JSON.stringify(wire)))).toThrow(
+      `invalid revision message at ${message}`,
+    );
+  });
+
+  it('accepts any offset and drops fields it does not know', () => {
+    const cs = fc.sample(changeSetArb, 1)[0]!;
+    const wire = JSON.parse(Buffer.from(encodeRevision(cs)).toString('utf8'));
+    wire.createdAt = '2026-11-26T03:00:00.5+01:00';
+    wire.newerField = { x: 1 };
+    const back = decodeRevision(Buffer.from(JSON.stringify(wire)));
+    expect(back.createdAt.toISOString()).toBe('2026-11-26T02:00:00.500Z');
+    expect(back).not.toHaveProperty('newerField');
+    expect(back).not.toHaveProperty('v');
+  });
 });
 
 describe('revision headers', () => {
