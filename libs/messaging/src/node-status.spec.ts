@@ -1,5 +1,25 @@
 import fc from 'fast-check';
-import { decodeNodeStatus, encodeNodeStatus, type NodeStatus, NodeStatusCodecError } from './node-status';
+import {
+  AppliedHistory,
+  type AppliedRecord,
+  decodeNodeStatus,
+  encodeNodeStatus,
+  type NodeStatus,
+  NodeStatusCodecError,
+} from './node-status';
+
+const baseStatus = (): NodeStatus => ({
+  node: 'n1',
+  cluster: 'local',
+  appliedRevision: 7,
+  appliedAt: new Date(7_000),
+  lastError: null,
+  applyDurationMs: 0.7,
+  ops: 3,
+  agentVersion: '0.1.0',
+  heartbeatAt: new Date(8_000),
+  state: 'READY',
+});
 
 const date = fc.date({
   min: new Date('2000-01-01T00:00:00Z'),
@@ -101,5 +121,46 @@ describe('node status codec', () => {
   it('refuses to encode an invalid date', () => {
     const s = fc.sample(statusArb, 1)[0]!;
     expect(() => encodeNodeStatus({ ...s, heartbeatAt: new Date('x') })).toThrow(/heartbeatAt/);
+  });
+});
+
+describe('AppliedHistory', () => {
+  const rec = (revision: number, received = false): AppliedRecord => ({
+    revision,
+    appliedAt: new Date(1_000 * revision),
+    durationMs: revision / 10,
+    ...(received ? { receivedAt: new Date(1_000 * revision - 5) } : {}),
+  });
+
+  it('keeps the newest `limit` records, and its text is what encoding the records gives', () => {
+    const h = new AppliedHistory(3);
+    expect(h.json()).toBe('[]');
+    for (let r = 1; r <= 7; r++) {
+      h.push(rec(r, r % 2 === 0));
+      const kept = h.records();
+      expect(kept.map((x) => x.revision)).toEqual(
+        Array.from({ length: Math.min(r, 3) }, (_, i) => Math.max(1, r - 2) + i),
+      );
+      const status = { ...baseStatus(), recentApplies: kept };
+      // The spliced text and the records encoded one by one give the same value.
+      expect(Buffer.from(encodeNodeStatus(status, undefined, h.json())).toString()).toBe(
+        Buffer.from(encodeNodeStatus(status)).toString(),
+      );
+      expect(decodeNodeStatus(encodeNodeStatus(status, undefined, h.json())).recentApplies).toEqual(kept);
+    }
+  });
+
+  it('refuses a record with an invalid date and stays as it was', () => {
+    const h = new AppliedHistory(2);
+    h.push(rec(1));
+    expect(() => h.push({ revision: 2, appliedAt: new Date(Number.NaN), durationMs: 1 })).toThrow(
+      NodeStatusCodecError,
+    );
+    expect(h.records().map((x) => x.revision)).toEqual([1]);
+    expect(JSON.parse(h.json())).toHaveLength(1);
+  });
+
+  it('refuses a limit below 1', () => {
+    expect(() => new AppliedHistory(0)).toThrow(RangeError);
   });
 });

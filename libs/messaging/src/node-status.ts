@@ -96,29 +96,71 @@ const iso = (d: Date, field: string): string => {
 };
 const isoOrNull = (d: Date | null | undefined, field: string) => (d ? iso(d, field) : null);
 
-// An agent re-encodes the same (immutable) history records on every write: each record's JSON is
-// kept, so a write joins up to 64 cached strings instead of stringifying 64 objects with dates.
-const appliedJson = new WeakMap<AppliedRecord, { ms: number; json: string }>();
-const appliedToJson = (a: AppliedRecord): string => {
-  const hit = appliedJson.get(a);
-  const ms = a.appliedAt instanceof Date ? a.appliedAt.getTime() : Number.NaN;
-  if (hit && hit.ms === ms) return hit.json;
+/** One history record's wire text. */
+function appliedToJson(a: AppliedRecord): string {
   const wire: Record<string, unknown> = {
     revision: a.revision,
     appliedAt: iso(a.appliedAt, 'recentApplies.appliedAt'),
     durationMs: a.durationMs,
   };
   if (a.receivedAt !== undefined) wire.receivedAt = iso(a.receivedAt, 'recentApplies.receivedAt');
-  const json = JSON.stringify(wire);
-  appliedJson.set(a, { ms, json });
-  return json;
-};
+  return JSON.stringify(wire);
+}
+
+/**
+ * A node's recent applies (oldest first, at most `limit`) with their wire text kept joined. The
+ * agent rewrites its status after applies and on every heartbeat; re-encoding every dated record
+ * each time cost more than the rest of the value, and with many agents per CPU (simulations)
+ * about as much as an apply. Records are immutable once added.
+ */
+export class AppliedHistory {
+  private recs: AppliedRecord[] = [];
+  private lengths: number[] = [];
+  private joined = '';
+
+  constructor(readonly limit: number) {
+    if (!Number.isSafeInteger(limit) || limit < 1)
+      throw new RangeError(`history limit must be >= 1, got ${limit}`);
+  }
+
+  get size(): number {
+    return this.recs.length;
+  }
+
+  /** The records, oldest first (a copy). */
+  records(): AppliedRecord[] {
+    return [...this.recs];
+  }
+
+  push(rec: AppliedRecord): void {
+    const text = appliedToJson(rec); // throws on a bad date before anything changes
+    this.recs.push(rec);
+    this.lengths.push(text.length);
+    this.joined = this.joined === '' ? text : `${this.joined},${text}`;
+    const drop = this.recs.length - this.limit;
+    if (drop <= 0) return;
+    let cut = 0;
+    for (const n of this.lengths.splice(0, drop)) cut += n + 1;
+    this.recs.splice(0, drop);
+    this.joined = this.joined.slice(cut);
+  }
+
+  /** The `recentApplies` array as JSON text. */
+  json(): string {
+    return `[${this.joined}]`;
+  }
+}
 
 /**
  * The KV value of a status. `extra` fields are written beside the NodeStatus fields (never
  * replacing one); decodeNodeStatus keeps `dataplane` and ignores the rest.
  */
-export function encodeNodeStatus(s: NodeStatus, extra?: Record<string, unknown>): Uint8Array {
+export function encodeNodeStatus(
+  s: NodeStatus,
+  extra?: Record<string, unknown>,
+  /** `recentApplies` already encoded (AppliedHistory.json()); replaces s.recentApplies. */
+  history?: string,
+): Uint8Array {
   const wire: Record<string, unknown> = {
     v: NODE_STATUS_FORMAT_VERSION,
     node: s.node,
@@ -138,10 +180,11 @@ export function encodeNodeStatus(s: NodeStatus, extra?: Record<string, unknown>)
   if (extra)
     for (const [k, v] of Object.entries(extra)) if (!(k in wire) && k !== 'recentApplies') wire[k] = v;
   let json = JSON.stringify(wire);
-  // The history goes last, spliced in from the cached records (wire always has fields, so the
-  // object text ends in "}" after at least one member).
-  if (s.recentApplies !== undefined)
-    json = `${json.slice(0, -1)},"recentApplies":[${s.recentApplies.map(appliedToJson).join(',')}]}`;
+  // The history goes last, spliced in as text (wire always has fields, so the object text ends
+  // in "}" after at least one member).
+  const recent =
+    history ?? (s.recentApplies ? `[${s.recentApplies.map(appliedToJson).join(',')}]` : undefined);
+  if (recent !== undefined) json = `${json.slice(0, -1)},"recentApplies":${recent}}`;
   return Buffer.from(json, 'utf8');
 }
 

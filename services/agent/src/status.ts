@@ -1,11 +1,11 @@
 import type { ApplyOutcome } from '@meshplane/dataplane';
 import {
   type AgentState,
+  AppliedHistory,
   type AppliedRecord,
   encodeNodeStatus,
   type NodeStatus,
   nodeStatusKey,
-  putNodeStatus,
 } from '@meshplane/messaging';
 import type { KV } from '@nats-io/kv';
 
@@ -50,7 +50,9 @@ export function encodeStatusWithExtra(status: NodeStatus, extra: Record<string, 
 }
 
 export class StatusReporter {
-  private status: NodeStatus;
+  /** Everything but the history, which is kept (and encoded) apart. */
+  private status: Omit<NodeStatus, 'recentApplies'>;
+  private readonly history: AppliedHistory;
   private kv: KV | undefined;
   private writing: Promise<void> = Promise.resolve();
   private lastWriteAt = Number.NEGATIVE_INFINITY;
@@ -61,6 +63,7 @@ export class StatusReporter {
   private closed = false;
 
   constructor(private readonly opts: StatusReporterOptions) {
+    this.history = new AppliedHistory(opts.recentApplies);
     this.status = {
       node: opts.node,
       cluster: opts.cluster,
@@ -74,7 +77,6 @@ export class StatusReporter {
       state: 'STARTING',
       failedRevision: null,
       lastErrorAt: null,
-      recentApplies: [],
     };
   }
 
@@ -87,7 +89,7 @@ export class StatusReporter {
   }
 
   current(): NodeStatus {
-    return { ...this.status, recentApplies: [...(this.status.recentApplies ?? [])] };
+    return { ...this.status, recentApplies: this.history.records() };
   }
 
   /** What the maps held at start-up (the checkpoint), before anything is applied. */
@@ -102,12 +104,14 @@ export class StatusReporter {
    * hold) are kept, in order, before any new one. Only before the first apply of this process.
    */
   restoreHistory(previous: readonly AppliedRecord[], upTo: number): number {
-    if ((this.status.recentApplies ?? []).length > 0) return 0;
-    const kept: AppliedRecord[] = [];
+    if (this.history.size > 0) return 0;
+    let last = 0;
     for (const r of [...previous].sort((a, b) => a.revision - b.revision))
-      if (r.revision <= upTo && r.revision > (kept.at(-1)?.revision ?? 0)) kept.push({ ...r });
-    this.status.recentApplies = kept.slice(-this.opts.recentApplies);
-    return this.status.recentApplies.length;
+      if (r.revision <= upTo && r.revision > last) {
+        this.history.push({ ...r });
+        last = r.revision;
+      }
+    return this.history.size;
   }
 
   setState(state: AgentState, error?: string): void {
@@ -138,7 +142,7 @@ export class StatusReporter {
             durationMs: o.durationMs,
           };
           if (receivedAtMs !== undefined) rec.receivedAt = this.date(receivedAtMs);
-          s.recentApplies = [...(s.recentApplies ?? []), rec].slice(-this.opts.recentApplies);
+          this.history.push(rec);
         }
       }
       s.lastError = null;
@@ -174,13 +178,14 @@ export class StatusReporter {
     this.cancelScheduled();
     this.lastWriteAt = this.nowMs();
     this.status.heartbeatAt = this.date();
-    const snapshot = this.current();
+    // What is written is what holds now, even if the write waits for the one before it.
+    const snapshot = { ...this.status };
+    const history = this.history.json();
     this.writing = this.writing.then(async () => {
       if (!this.kv) return;
       try {
-        const extra = this.opts.extra?.();
-        if (extra) await this.kv.put(nodeStatusKey(snapshot.node), encodeNodeStatus(snapshot, extra));
-        else await putNodeStatus(this.kv, snapshot);
+        const value = encodeNodeStatus(snapshot, this.opts.extra?.(), history);
+        await this.kv.put(nodeStatusKey(snapshot.node), value);
       } catch (err) {
         this.opts.onPutError?.(err as Error);
       }
