@@ -126,6 +126,37 @@ describe('IncrementalCompiler', () => {
     expect(diffMapSets(weighted.desired.maps, compile(s3, 'n1').maps)).toEqual([]);
   });
 
+  it('rewrites local identities only when a local workload changes what they read, or when told to', () => {
+    const calls: string[] = [];
+    let generation = 0;
+    const cgroupIdOf = (w: { namespace: string; name: string }) => {
+      calls.push(w.name);
+      return BigInt(1000 + generation * 100 + w.name.length);
+    };
+    const inc = new IncrementalCompiler('n1', { cgroupIdOf });
+    const s1 = stateOf(base);
+    inc.reset(s1, IdAllocator.empty());
+    calls.length = 0;
+    // A weight on a local workload: its service is redone, its identity and address are as before.
+    const s2 = stateOf([workload('web-1', '127.0.1.1', 'n1', { weight: 3 })], s1);
+    const weighted = inc.update(s2, ['Workload/default/web-1']);
+    expect(calls).toEqual([]);
+    expect(logicalView(weighted.desired.maps)).toEqual(logicalView(compile(s2, 'n1', { cgroupIdOf }).maps));
+    // Its identity changed: every local identity is written again.
+    const s3 = stateOf([workload('web-1', '127.0.1.1', 'n1', { identity: 'web-v2', weight: 3 })], s2);
+    const renamed = inc.update(s3, ['Workload/default/web-1']);
+    expect(calls.length).toBeGreaterThan(0);
+    expect(logicalView(renamed.desired.maps)).toEqual(logicalView(compile(s3, 'n1', { cgroupIdOf }).maps));
+    // A cgroup id moved (re-created) while a local workload's weight changed: the agent asks.
+    generation = 1;
+    calls.length = 0;
+    const s4 = stateOf([workload('web-1', '127.0.1.1', 'n1', { identity: 'web-v2', weight: 2 })], s3);
+    const refreshed = inc.update(s4, ['Workload/default/web-1'], { refreshIdentities: true });
+    expect(calls.length).toBeGreaterThan(0);
+    expect([...(refreshed.touched.mesh_identities ?? [])].length).toBeGreaterThan(0);
+    expect(logicalView(refreshed.desired.maps)).toEqual(logicalView(compile(s4, 'n1', { cgroupIdOf }).maps));
+  });
+
   it('property: every update equals compile() up to ids; touched covers every change; delta plans converge', () => {
     fc.assert(
       fc.property(

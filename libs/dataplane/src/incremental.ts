@@ -137,8 +137,16 @@ export class IncrementalCompiler {
     return result;
   }
 
-  /** Folds the resources named by `changed` (refKeys put or deleted since the last call) into the maps. */
-  update(state: MeshState, changed: Iterable<string>): IncrementalResult {
+  /**
+   * Folds the resources named by `changed` (refKeys put or deleted since the last call) into the
+   * maps. `refreshIdentities`: rewrite the local identities even if no local workload changed in
+   * a way that needs it (a workload cgroup's id changed, so cgroupIdOf answers differently).
+   */
+  update(
+    state: MeshState,
+    changed: Iterable<string>,
+    opts: { refreshIdentities?: boolean } = {},
+  ): IncrementalResult {
     const touched = this.out.begin();
     const affected = new Set<string>();
     let localChanged = false;
@@ -173,7 +181,7 @@ export class IncrementalCompiler {
     this.addServices([...affected].sort());
     this.out.dropRetired();
     this.collectUnused();
-    if (localChanged) this.writeIdentities();
+    if (localChanged || opts.refreshIdentities) this.writeIdentities();
     return { desired: this.out.finish(state.revision, [...this.skipped.values()]), touched };
   }
 
@@ -212,7 +220,7 @@ export class IncrementalCompiler {
     }
   }
 
-  /** Returns whether this node's own workloads changed. */
+  /** Returns whether this node's own workloads changed in what identities and local addresses read. */
   private workloadChanged(
     key: string,
     before: StoredResource | undefined,
@@ -233,12 +241,14 @@ export class IncrementalCompiler {
     }
     this.index.remove(key);
     if (after && w) this.index.add(key, after);
-    const wasLocal = this.local.has(key);
+    const was = this.local.get(key);
     // Imported workloads run in another cluster, whatever their node is called there.
     const isLocal = w !== undefined && after?.origin === undefined && w.node === this.node;
     if (isLocal) this.local.set(key, w);
     else this.local.delete(key);
-    return wasLocal || isLocal;
+    // Identities, their cgroups and the local addresses read only these (not labels or weight).
+    if (was && isLocal) return was.identity !== w.identity || was.address !== w.address;
+    return was !== undefined || isLocal;
   }
 
   /** Local identities and addresses feed every policy verdict and backend flag: refresh what depends on them. */

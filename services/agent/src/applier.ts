@@ -63,6 +63,8 @@ export class RevisionApplier {
   private compiledCgroups: CgroupSnapshot = new Map();
   private lastScan: CgroupSnapshot = new Map();
   private identitiesStale = false;
+  // Set by trackCgroups for the next incremental compile: a changed local workload's cgroup id moved.
+  private refreshIdentities = false;
   cgroupRefreshes = 0;
 
   constructor(private readonly deps: ApplierDeps) {}
@@ -75,6 +77,7 @@ export class RevisionApplier {
     this.compiler = undefined;
     this.fullPlan = true;
     this.identitiesStale = false; // the full compile after a bootstrap reads every cgroup anyway
+    this.refreshIdentities = false;
     this.changed = new Set();
     this.queue = [];
   }
@@ -136,7 +139,8 @@ export class RevisionApplier {
           result = fresh.reset(state, await reconciler.allocator());
           this.compiler = fresh;
           this.fullPlan = true;
-        } else result = this.compiler.update(state, this.changed);
+        } else
+          result = this.compiler.update(state, this.changed, { refreshIdentities: this.refreshIdentities });
         this.changed = new Set();
         span.compiled({
           'mesh.full_compile': this.fullPlan,
@@ -183,13 +187,14 @@ export class RevisionApplier {
     if (this.compiler === undefined) cgroups.reset(this.state);
     else cgroups.track(this.state, this.changed);
     cgroups.ensureAll();
-    // A cgroup id the last compile did not see must reach mesh_identities. The incremental
-    // compiler rewrites every local identity when a local workload is among the changes;
-    // otherwise (a cgroup created or re-created by hand) only a full compile does it.
+    // A cgroup id the last compile did not see must reach mesh_identities. When a local
+    // workload is among the changes the incremental compiler is told to rewrite every local
+    // identity; otherwise (a cgroup created or re-created by hand) only a full compile does it.
     const now = cgroups.snapshot();
     const localChange = [...this.changed].some((k) => this.compiledCgroups.has(k) || now.has(k));
-    if (this.identitiesStale || (!localChange && changedCgroups(this.compiledCgroups, now).length > 0))
-      this.compiler = undefined;
+    const moved = changedCgroups(this.compiledCgroups, now).length > 0;
+    if (this.identitiesStale || (!localChange && moved)) this.compiler = undefined;
+    this.refreshIdentities = localChange && moved;
     this.identitiesStale = false;
     this.compiledCgroups = now;
     this.lastScan = now;
