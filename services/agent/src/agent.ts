@@ -13,6 +13,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Restart, RevisionApplier } from './applier';
 import { chooseBase, restoreHistory } from './bootstrap';
 import type { AgentConfig } from './config';
+import { logConsumerEvents } from './consumer-events';
 import { type Dataplane, type DataplaneInfo, fromBpfBackend, openDataplane } from './dataplane';
 import { consoleLogger, type Logger } from './logger';
 import { AgentObserver } from './metrics';
@@ -236,6 +237,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     const messages = await consumer.consume({ expires: 5_000 });
     stopConsumer = () => messages.stop();
     if (stopped || reconnects > consumeStartedAt) messages.stop(); // a reconnect while it was being made
+    void logConsumerEvents(messages.status(), log);
     let failure: Error | undefined;
     const pump = (async () => {
       for await (const m of messages) {

@@ -1,0 +1,24 @@
+import type { ConsumerNotification } from '@nats-io/jetstream';
+import type { Logger } from './logger';
+
+/** Routine events of a pull consumer: heartbeats, new pulls, and pulls that expired (408) with room left. */
+const ROUTINE_CONSUMER_EVENTS = new Set(['heartbeat', 'next', 'flow_control', 'discard']);
+
+/**
+ * The revision consumer's own troubles (missed heartbeats, a recreated ordered consumer, a 409
+ * from the server) are logged: each one means revisions may have waited, up to two idle
+ * heartbeats (half the pull's expiry each), before the client recovered by itself.
+ */
+export async function logConsumerEvents(
+  events: AsyncIterable<ConsumerNotification>,
+  log: Logger,
+): Promise<void> {
+  try {
+    for await (const e of events) {
+      if (ROUTINE_CONSUMER_EVENTS.has(e.type) || (e.type === 'debug' && e.code === 408)) continue;
+      log.warn('revision consumer event', { ...e, event: e.type });
+    }
+  } catch {
+    // the iterator ends with the consumer; nothing to report after that
+  }
+}
