@@ -71,6 +71,32 @@ describe('WorkloadIndex', () => {
     expect(index.remove('Workload/default/a')).toBeUndefined();
   });
 
+  it('a new spec with the same labels replaces the entry; other labels, a malformed spec or a new scope move it', () => {
+    const index = new WorkloadIndex();
+    const key = 'Workload/default/a';
+    index.add(key, wl('a', { app: 'x', v: '1' }));
+    // Same labels, other weight and address: the selector sees the new spec.
+    const heavier = wl('a', { v: '1', app: 'x' });
+    heavier.spec = { ...heavier.spec, weight: 5, address: '127.0.1.7' };
+    expect(index.add(key, heavier)).toBe(true);
+    expect(index.get(key)).toBe(heavier);
+    expect(index.select('default', { app: 'x' })).toEqual([
+      { address: '127.0.1.7', labels: { v: '1', app: 'x' }, weight: 5 },
+    ]);
+    // A label less: the old pair no longer selects it.
+    index.add(key, wl('a', { app: 'x' }));
+    expect(index.select('default', { v: '1' })).toEqual([]);
+    expect(index.select('default', { app: 'x' })).toHaveLength(1);
+    // The same labels in another scope (an import) are another entry.
+    index.add(key, wl('a', { app: 'x' }, { origin: 'east' }));
+    expect(index.select('default', { app: 'x' })).toEqual([]);
+    expect(index.select('default@east', { app: 'x' })).toHaveLength(1);
+    // Malformed now: nothing is indexed under the key.
+    expect(index.add(key, { ...wl('a', { app: 'x' }), spec: { labels: { app: 'x' } } })).toBe(false);
+    expect(index.get(key)).toBeUndefined();
+    expect(index.select('default@east', { app: 'x' })).toEqual([]);
+  });
+
   it('indexes an import under its scope only', () => {
     const index = new WorkloadIndex();
     index.add('Workload/default/a.east', wl('a.east', { app: 'x' }, { origin: 'east' }));

@@ -62,23 +62,32 @@ export function scopeOf(r: { namespace: string; origin?: string }): string {
 }
 
 /**
- * Well-formed Workload resources by refKey, and by `scope\0key=value` label
- * pair for selector lookups. It holds the state's own resource objects (no
- * parsed copies: an agent indexes every workload of the mesh) and parses the
- * few a selector picks.
+ * Well-formed Workload resources by refKey, and their refKeys by `scope\0key=value` label pair
+ * for selector lookups. It holds the state's own resource objects (no parsed copies: an agent
+ * indexes every workload of the mesh) and parses the few a selector picks. The label buckets
+ * hold keys, not objects, so a new spec with the same labels (a weight, an address) replaces
+ * one entry and leaves the buckets alone.
  */
 export class WorkloadIndex {
   private readonly byKey = new Map<string, StoredResource>();
-  private readonly byLabel = new Map<string, Bag<StoredResource>>();
+  private readonly byLabel = new Map<string, Bag<string>>();
 
   /** Indexes `r` under `key` (replacing what was there); false, and nothing indexed, for a malformed spec. */
   add(key: string, r: StoredResource): boolean {
-    this.remove(key);
-    if (!parseWorkload(key, r)) return false;
+    const old = this.byKey.get(key);
+    if (!parseWorkload(key, r)) {
+      if (old) this.remove(key);
+      return false;
+    }
+    if (old && scopeOf(old) === scopeOf(r) && sameLabels(old.spec.labels, r.spec.labels)) {
+      this.byKey.set(key, r);
+      return true;
+    }
+    if (old) this.remove(key);
     this.byKey.set(key, r);
     const scope = scopeOf(r);
     for (const [k, v] of Object.entries(r.spec.labels as Record<string, string>))
-      bagAdd(this.byLabel, pairKey(scope, k, v), r);
+      bagAdd(this.byLabel, pairKey(scope, k, v), key);
     return true;
   }
 
@@ -89,7 +98,7 @@ export class WorkloadIndex {
     this.byKey.delete(key);
     const scope = scopeOf(r);
     for (const [k, v] of Object.entries(r.spec.labels as Record<string, string>))
-      bagRemove(this.byLabel, pairKey(scope, k, v), r);
+      bagRemove(this.byLabel, pairKey(scope, k, v), key);
     return r;
   }
 
@@ -99,7 +108,7 @@ export class WorkloadIndex {
 
   /** Workloads of `scope` matching `selector`, scanning the smallest label bucket (order is irrelevant: see frontendsOf). */
   select(scope: string, selector: Record<string, unknown>): Candidate[] {
-    let best: Bag<StoredResource> | undefined;
+    let best: Bag<string> | undefined;
     for (const [k, v] of Object.entries(selector)) {
       const bucket = this.byLabel.get(pairKey(scope, k, v));
       if (!bucket) return [];
@@ -107,7 +116,9 @@ export class WorkloadIndex {
     }
     const out: Candidate[] = [];
     // An empty selector (schemas reject it) selects the whole scope: a scan, kept off the hot path.
-    for (const r of best === undefined ? this.byKey.values() : bagValues(best)) {
+    const found =
+      best === undefined ? this.byKey.values() : [...bagValues(best)].map((k) => this.byKey.get(k)!);
+    for (const r of found) {
       const { address, labels, weight } = r.spec as Record<string, unknown>;
       if (scopeOf(r) !== scope || !matches(labels as Record<string, string>, selector)) continue;
       out.push({
@@ -118,6 +129,19 @@ export class WorkloadIndex {
     }
     return out;
   }
+}
+
+/** Two well-formed label sets with the same pairs. */
+export function sameLabels(a: unknown, b: unknown): boolean {
+  const x = a as Record<string, string>;
+  const y = b as Record<string, string>;
+  let n = 0;
+  for (const k in x) {
+    if (x[k] !== y[k]) return false;
+    n++;
+  }
+  for (const _ in y) n--;
+  return n === 0;
 }
 
 export function addTo<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {

@@ -20,6 +20,7 @@ import {
   type Frontend,
   pairKey,
   removeFrom,
+  sameLabels,
   sameSet,
   selectorPairs,
   symmetricDiff,
@@ -230,7 +231,9 @@ export class IncrementalCompiler {
     const old = before ? scopedWorkload(key, before) : undefined;
     const w = after ? scopedWorkload(key, after) : undefined;
     if (after && !w) this.skipped.set(key, `${key}: malformed Workload spec`);
-    for (const x of [old, w]) {
+    // The same labels in the same scope select the same Services: one pass is enough.
+    const same = old && w && old.namespace === w.namespace && sameLabels(old.labels, w.labels);
+    for (const x of same ? [w] : [old, w]) {
       if (!x) continue;
       // Any Service whose selector shares a label pair with the workload may select it.
       for (const pair of [
@@ -239,8 +242,8 @@ export class IncrementalCompiler {
       ])
         for (const svc of bagValues(this.bySelector.get(pair))) affected.add(svc);
     }
-    this.index.remove(key);
     if (after && w) this.index.add(key, after);
+    else this.index.remove(key);
     const was = this.local.get(key);
     // Imported workloads run in another cluster, whatever their node is called there.
     const isLocal = w !== undefined && after?.origin === undefined && w.node === this.node;
