@@ -47,3 +47,38 @@ describe('Prometheus registry', () => {
     expect(() => r.counter('c', 'x').inc({}, -1)).toThrow('only goes up');
   });
 });
+
+describe('bound series', () => {
+  it('update the same series as the label-taking methods, and appear only once updated', () => {
+    const r = new Registry();
+    const c = r.counter('c_total', 'c', ['node', 'map']);
+    const g = r.gauge('g', 'g', ['node']);
+    const h = r.histogram('h_seconds', 'h', ['node'], [1]);
+    const bc = c.bind({ node: 'n1', map: 'm' });
+    const bg = g.bind({ node: 'n1' });
+    const bh = h.bind({ node: 'n1' });
+    expect(r.render()).not.toContain('n1');
+    expect(h.count({ node: 'n1' })).toBe(0);
+    expect(r.render()).not.toContain('h_seconds_count');
+    bc.inc();
+    c.inc({ node: 'n1', map: 'm' }, 2);
+    bg.set(7);
+    bh.observe(0.5);
+    h.observe({ node: 'n1' }, 2);
+    expect(c.get({ node: 'n1', map: 'm' })).toBe(3);
+    expect(bg.get()).toBe(7);
+    expect(g.get({ node: 'n1' })).toBe(7);
+    expect(h.count({ node: 'n1' })).toBe(2);
+    expect(r.render().split('\n')).toEqual(
+      expect.arrayContaining([
+        'c_total{node="n1",map="m"} 3',
+        'g{node="n1"} 7',
+        'h_seconds_bucket{node="n1",le="1"} 1',
+        'h_seconds_bucket{node="n1",le="+Inf"} 2',
+        'h_seconds_sum{node="n1"} 2.5',
+        'h_seconds_count{node="n1"} 2',
+      ]),
+    );
+    expect(() => bc.inc(-1)).toThrow('only goes up');
+  });
+});

@@ -25,8 +25,14 @@ function num(v: number): string {
   return String(v);
 }
 
-abstract class Metric {
-  protected readonly series = new Map<string, { labels: Labels; value: number }>();
+/** One labelled series of a metric, bound once: no label lookup per update (hot paths). */
+export interface Series {
+  readonly labels: Labels;
+  value: number;
+}
+
+abstract class Metric<S extends Series = Series> {
+  protected readonly series = new Map<string, S>();
   constructor(
     readonly name: string,
     readonly help: string,
@@ -35,17 +41,40 @@ abstract class Metric {
     if (!NAME.test(name)) throw new Error(`invalid metric name ${JSON.stringify(name)}`);
   }
   abstract readonly type: 'counter' | 'gauge' | 'histogram';
+  protected abstract create(labels: Labels): S;
 
-  protected slot(labels: Labels): { labels: Labels; value: number } {
-    const key = this.labelNames.map((n) => labels[n] ?? '').join('\u0000');
+  private key(labels: Labels): string {
+    return this.labelNames.map((n) => labels[n] ?? '').join('\u0000');
+  }
+
+  /** The series of `labels` if it exists. */
+  protected find(labels: Labels): S | undefined {
+    return this.series.get(this.key(labels));
+  }
+
+  /** The series of `labels` (created, and rendered from then on, at the first call). */
+  protected slot(labels: Labels): S {
+    const key = this.key(labels);
     let s = this.series.get(key);
     if (!s) {
       const own: Labels = {};
       for (const n of this.labelNames) own[n] = labels[n] ?? '';
-      s = { labels: own, value: 0 };
+      s = this.create(own);
       this.series.set(key, s);
     }
     return s;
+  }
+
+  /**
+   * A handle on the series of `labels` that finds it once, at its first use: a series appears
+   * in the output when it is first updated, as with the label-taking methods.
+   */
+  protected lazy(labels: Labels): () => S {
+    let s: S | undefined;
+    return () => {
+      s ??= this.slot(labels);
+      return s;
+    };
   }
 
   header(): string[] {
@@ -59,8 +88,15 @@ abstract class Metric {
   }
 }
 
+export interface BoundCounter {
+  inc(by?: number): void;
+}
+
 export class Counter extends Metric {
   readonly type = 'counter';
+  protected create(labels: Labels): Series {
+    return { labels, value: 0 };
+  }
   inc(labels: Labels = {}, by = 1): void {
     if (by < 0) throw new Error(`${this.name}: a counter only goes up`);
     this.slot(labels).value += by;
@@ -68,15 +104,41 @@ export class Counter extends Metric {
   get(labels: Labels = {}): number {
     return this.slot(labels).value;
   }
+  bind(labels: Labels = {}): BoundCounter {
+    const s = this.lazy(labels);
+    return {
+      inc: (by = 1) => {
+        if (by < 0) throw new Error(`${this.name}: a counter only goes up`);
+        s().value += by;
+      },
+    };
+  }
+}
+
+export interface BoundGauge {
+  set(value: number): void;
+  get(): number;
 }
 
 export class Gauge extends Metric {
   readonly type = 'gauge';
+  protected create(labels: Labels): Series {
+    return { labels, value: 0 };
+  }
   set(labels: Labels, value: number): void {
     this.slot(labels).value = value;
   }
   get(labels: Labels = {}): number {
     return this.slot(labels).value;
+  }
+  bind(labels: Labels = {}): BoundGauge {
+    const s = this.lazy(labels);
+    return {
+      set: (value) => {
+        s().value = value;
+      },
+      get: () => s().value,
+    };
   }
 }
 
@@ -85,9 +147,18 @@ export const SECONDS_BUCKETS = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 ];
 
-export class Histogram extends Metric {
+interface HistogramSeries extends Series {
+  /** Per-bucket counts; render() makes them cumulative. */
+  counts: number[];
+  sum: number;
+}
+
+export interface BoundHistogram {
+  observe(value: number): void;
+}
+
+export class Histogram extends Metric<HistogramSeries> {
   readonly type = 'histogram';
-  private readonly hist = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
 
   constructor(
     name: string,
@@ -100,36 +171,41 @@ export class Histogram extends Metric {
       if (!(buckets[i]! > buckets[i - 1]!)) throw new Error(`${name}: buckets must increase`);
   }
 
-  observe(labels: Labels, value: number): void {
-    const { labels: own } = this.slot(labels);
-    const key = labelText(own);
-    let h = this.hist.get(key);
-    if (!h) {
-      h = { labels: own, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
-      this.hist.set(key, h);
-    }
-    // Per-bucket counts here; render() makes them cumulative.
+  protected create(labels: Labels): HistogramSeries {
+    return { labels, value: 0, counts: this.buckets.map(() => 0), sum: 0 };
+  }
+
+  private add(h: HistogramSeries, value: number): void {
     const i = this.buckets.findIndex((b) => value <= b);
     if (i >= 0) h.counts[i]!++;
     h.sum += value;
-    h.count++;
+    h.value++; // the count
+  }
+
+  observe(labels: Labels, value: number): void {
+    this.add(this.slot(labels), value);
   }
 
   count(labels: Labels = {}): number {
-    return this.hist.get(labelText(this.slot(labels).labels))?.count ?? 0;
+    return this.find(labels)?.value ?? 0;
+  }
+
+  bind(labels: Labels = {}): BoundHistogram {
+    const s = this.lazy(labels);
+    return { observe: (value) => this.add(s(), value) };
   }
 
   override render(): string[] {
     const out = this.header();
-    for (const h of this.hist.values()) {
+    for (const h of this.series.values()) {
       let cumulative = 0;
       for (const [i, b] of this.buckets.entries()) {
         cumulative += h.counts[i]!;
         out.push(`${this.name}_bucket${labelText({ ...h.labels, le: num(b) })} ${cumulative}`);
       }
-      out.push(`${this.name}_bucket${labelText({ ...h.labels, le: '+Inf' })} ${h.count}`);
+      out.push(`${this.name}_bucket${labelText({ ...h.labels, le: '+Inf' })} ${h.value}`);
       out.push(`${this.name}_sum${labelText(h.labels)} ${num(h.sum)}`);
-      out.push(`${this.name}_count${labelText(h.labels)} ${h.count}`);
+      out.push(`${this.name}_count${labelText(h.labels)} ${h.value}`);
     }
     return out;
   }

@@ -3,6 +3,7 @@ import type { ChangeSet } from '@meshplane/event-store';
 import type { MsgHdrs } from '@meshplane/messaging';
 import {
   type Attributes,
+  type BoundCounter,
   beforeTelemetryShutdown,
   type Context,
   context,
@@ -54,6 +55,7 @@ export class AgentObserver {
   private readonly head;
   private readonly applied;
   private readonly ops;
+  private readonly opsByMap = new Map<string, BoundCounter>();
   private readonly errors;
   private readonly coalesced;
   /** Revisions folded into the state since the last apply began (this apply's inputs). */
@@ -78,30 +80,38 @@ export class AgentObserver {
     this.labels = { node, cluster };
     const r = this.registry;
     const L = ['node', 'cluster'];
-    this.propagation = r.histogram(
-      'mesh_propagation_seconds',
-      'Commit of a revision in the log to its map writes on this node (live revisions only, not catch-up after a restart).',
-      L,
-    );
-    this.applySeconds = r.histogram(
-      'mesh_apply_duration_seconds',
-      'One apply: compile, diff and map writes.',
-      L,
-    );
-    this.head = r.gauge('mesh_head_revision', 'Newest revision this node received from the stream.', L);
-    this.applied = r.gauge('mesh_applied_revision', 'Revision the maps of this node hold (checkpoint).', L);
+    this.propagation = r
+      .histogram(
+        'mesh_propagation_seconds',
+        'Commit of a revision in the log to its map writes on this node (live revisions only, not catch-up after a restart).',
+        L,
+      )
+      .bind(this.labels);
+    this.applySeconds = r
+      .histogram('mesh_apply_duration_seconds', 'One apply: compile, diff and map writes.', L)
+      .bind(this.labels);
+    this.head = r
+      .gauge('mesh_head_revision', 'Newest revision this node received from the stream.', L)
+      .bind(this.labels);
+    this.applied = r
+      .gauge('mesh_applied_revision', 'Revision the maps of this node hold (checkpoint).', L)
+      .bind(this.labels);
     this.ops = r.counter('mesh_map_ops_total', 'Map entries written or deleted, by map and action.', [
       ...L,
       'map',
       'action',
     ]);
-    this.errors = r.counter('mesh_apply_errors_total', 'Failed apply attempts (retried with backoff).', L);
-    this.coalesced = r.histogram(
-      'mesh_apply_coalesced_revisions',
-      'Revisions folded into one apply.',
-      L,
-      [1, 2, 4, 8, 16, 64, 256, 1024],
-    );
+    this.errors = r
+      .counter('mesh_apply_errors_total', 'Failed apply attempts (retried with backoff).', L)
+      .bind(this.labels);
+    this.coalesced = r
+      .histogram(
+        'mesh_apply_coalesced_revisions',
+        'Revisions folded into one apply.',
+        L,
+        [1, 2, 4, 8, 16, 64, 256, 1024],
+      )
+      .bind(this.labels);
   }
 
   render(): string {
@@ -110,7 +120,7 @@ export class AgentObserver {
 
   /** A revision message arrived from the stream. */
   received(seq: number): void {
-    if (seq > this.head.get(this.labels)) this.head.set(this.labels, seq);
+    if (seq > this.head.get()) this.head.set(seq);
   }
 
   /** A revision was folded into the desired state; its headers carry the relay's publish span. */
@@ -124,15 +134,15 @@ export class AgentObserver {
   /** Every attempt's outcome (applies, retries, full passes), from the reconciler. */
   outcome(o: ApplyOutcome): void {
     if (!o.ok) {
-      this.errors.inc(this.labels);
+      this.errors.inc();
       return;
     }
     if (o.kind !== 'apply') return;
-    this.applied.set(this.labels, o.revision);
-    this.applySeconds.observe(this.labels, o.durationMs / 1000);
+    this.applied.set(o.revision);
+    this.applySeconds.observe(o.durationMs / 1000);
     for (const [revision, committedAtMs] of this.unapplied) {
       if (revision > o.revision) continue;
-      this.propagation.observe(this.labels, Math.max(0, (o.at - committedAtMs) / 1000));
+      this.propagation.observe(Math.max(0, (o.at - committedAtMs) / 1000));
       this.unapplied.delete(revision);
     }
   }
@@ -142,7 +152,13 @@ export class AgentObserver {
     const note = (map: string, action: string, n: number) => {
       this.writes.first ??= now();
       this.writes.perMap.set(map, (this.writes.perMap.get(map) ?? 0) + n);
-      this.ops.inc({ ...this.labels, map, action }, n);
+      const k = `${map}/${action}`;
+      let c = this.opsByMap.get(k);
+      if (!c) {
+        c = this.ops.bind({ ...this.labels, map, action });
+        this.opsByMap.set(k, c);
+      }
+      c.inc(n);
     };
     const wrapped: MapBackend = {
       kind: backend.kind,
@@ -217,7 +233,7 @@ export class AgentObserver {
   beginApply(revision: number): ApplyTrace {
     const inputs = this.folded;
     this.folded = [];
-    this.coalesced.observe(this.labels, Math.max(1, inputs.length));
+    this.coalesced.observe(Math.max(1, inputs.length));
     return new ApplyTrace(this, revision, inputs);
   }
 
