@@ -2,6 +2,7 @@ export * from './canonical';
 export * from './diff';
 export * from './errors';
 export * from './events';
+export * from './export-watch';
 export * from './federation';
 export * from './federation-rules';
 export * from './resource';

@@ -1,4 +1,11 @@
-import { canonicalJson, emptyState, evolveInPlace, exportedView, type MeshState } from '@meshplane/domain';
+import {
+  canonicalJson,
+  ExportWatch,
+  emptyState,
+  evolveInPlace,
+  exportedView,
+  type MeshState,
+} from '@meshplane/domain';
 import type { ChangeSet, LogReader, SnapshotRepository } from '@meshplane/event-store';
 import {
   changeSetTraceContext,
@@ -23,10 +30,6 @@ export interface ExportPublisherOptions {
   jumpAfter?: number;
 }
 
-const EXPORTED_KINDS = new Set(['Service', 'Workload']);
-/** A change set can change the exported view only through own Services and Workloads. */
-const mayChangeExport = (cs: ChangeSet) => cs.events.some((e) => EXPORTED_KINDS.has(e.kind) && !e.origin);
-
 /**
  * Publishes the cluster's exported view (federation) to its export stream: the whole view after
  * each revision that changed it, with a dense export sequence (stream sequence == export seq), so
@@ -41,8 +44,12 @@ export class ExportPublisher {
   private state: MeshState = emptyState();
   private lastView = '[]';
   private streamExists = false;
+  /** Tells the revisions that may change the view from the rest (which skip the O(mesh) view). */
+  private readonly watch: ExportWatch;
 
-  constructor(private readonly opts: ExportPublisherOptions) {}
+  constructor(private readonly opts: ExportPublisherOptions) {
+    this.watch = new ExportWatch(opts.cluster);
+  }
 
   /** After any error: re-read the stream's tail before publishing again. */
   invalidate(): void {
@@ -55,15 +62,16 @@ export class ExportPublisher {
     const head = upTo ?? (await this.opts.store.head()).revision;
     if (head <= this.state.revision) return;
     if (head - this.state.revision > (this.opts.jumpAfter ?? 1000)) {
-      this.state = await this.loadState(head);
+      this.setState(await this.loadState(head));
       await this.publishIfChanged(head, undefined);
       return;
     }
     for await (const cs of this.opts.store.readRevisions(this.state.revision + 1, { to: head })) {
       if (stopped()) return;
-      for (const e of cs.events) evolveInPlace(this.state, e);
+      let changed = false;
+      for (const e of cs.events) changed = this.watch.evolve(this.state, e) || changed;
       this.state.revision = cs.revision;
-      if (mayChangeExport(cs)) await this.publishIfChanged(cs.revision, cs);
+      if (changed) await this.publishIfChanged(cs.revision, cs);
     }
   }
 
@@ -101,9 +109,14 @@ export class ExportPublisher {
     }
     this.seq = last;
     this.lastView = view;
-    this.state = await this.loadState(revision);
+    this.setState(await this.loadState(revision));
     this.synced = true;
     this.opts.log.info('export stream synced', { exportSeq: last, revision });
+  }
+
+  private setState(state: MeshState): void {
+    this.state = state;
+    this.watch.reset(state);
   }
 
   /** The state at `revision`: the nearest snapshot, then replay. */
