@@ -1,6 +1,7 @@
 export * from './args';
 export * from './db';
 export * from './pg-profile';
+export * from './proc-cpu';
 export * from './report';
 export * from './results';
 export * from './stats';

@@ -5,7 +5,15 @@
 import { revisionStreamConfig, streamName } from '@meshplane/messaging';
 import { type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
-import { nowMs, roundSummary, type Summary, summarize } from '../lib';
+import {
+  nowMs,
+  processCpuSince,
+  round,
+  roundSummary,
+  type Summary,
+  sampleProcessCpu,
+  summarize,
+} from '../lib';
 import type { Fleet } from './fleet';
 import { sleep } from './support';
 
@@ -16,6 +24,8 @@ export interface FloorResult {
   publish_to_all_received_ms: Summary;
   publish_to_first_received_ms: Summary;
   publish_ack_ms: Summary;
+  /** CPU ms per floor message: this process (the consumers, idle agents) and the servers. */
+  cpu_ms_per_message: Record<string, number>;
 }
 
 export async function floorRun(
@@ -47,7 +57,9 @@ export async function floorRun(
     const all: number[] = [];
     const first: number[] = [];
     const acks: number[] = [];
+    let cpu0 = sampleProcessCpu();
     for (let i = 0; i < samples + 3; i++) {
+      if (i === 3) cpu0 = sampleProcessCpu();
       await sleep(gapMs);
       const t0 = nowMs();
       const ack = await js.publish(subject, payload.data, {
@@ -62,6 +74,7 @@ export async function floorRun(
       first.push(Math.min(...times) - t0);
       acks.push(tAck - t0);
     }
+    const cpu = processCpuSince(cpu0);
     return {
       consumers,
       payload_bytes: payload.data.length,
@@ -69,6 +82,9 @@ export async function floorRun(
       publish_to_all_received_ms: roundSummary(summarize(all), 4),
       publish_to_first_received_ms: roundSummary(summarize(first), 4),
       publish_ack_ms: roundSummary(summarize(acks), 4),
+      cpu_ms_per_message: Object.fromEntries(
+        Object.entries(cpu).map(([k, ms]) => [k, round(ms / samples, 3)]),
+      ),
     };
   } finally {
     await fleet.floorStop().catch(() => undefined);

@@ -19,6 +19,12 @@ export function combinationTable(sizes: SizeResult[]): string {
         String(st.published_to_received_by_every_thread?.p50 ?? ''),
         String(st.published_to_all_applied?.p50 ?? ''),
         String(c.stats.thread_ms_per_agent?.p50 ?? ''),
+        String(
+          round(
+            Object.values(c.cpu_ms_per_change).reduce((a, b) => a + b, 0),
+            3,
+          ),
+        ),
         String(c.floor?.publish_to_all_received_ms.p99 ?? ''),
         c.floor
           ? String(round(c.stats.commit_to_all_applied_ms.p99 / c.floor.publish_to_all_received_ms.p99, 3))
@@ -38,6 +44,7 @@ export function combinationTable(sizes: SizeResult[]): string {
     'pub->threads p50',
     'pub->all applied p50',
     'thread ms/agent p50',
+    'cpu ms/change',
     'floor p99',
     'p99/floor',
     'max major GC ms',
@@ -71,6 +78,22 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
         `thread received the revision, ${head.stats.thread_ms_per_agent?.p50} ms per agent (decode, evolve, incremental ` +
         `compile, diff, map writes, checkpoint, status put); worker event-loop utilization ${head.worker_elu.join(', ')}. ` +
         'On real nodes each agent has its own CPU.',
+    );
+    const cpu = head.cpu_ms_per_change;
+    const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+    out.push(
+      'CPU time per change, over the whole measured stretch (the gaps, status writes and GC ' +
+        `included; waiting for a core excluded): ${Object.entries(cpu)
+          .map(([k, ms]) => `${k} ${ms} ms`)
+          .join(
+            ', ',
+          )}; ${round(total, 3)} ms in all for ${os.cpus().length} cores. The bench process holds ` +
+        `the ${head.agents} agents, the relay and the commits.` +
+        (floor
+          ? ` The floor used ${Object.entries(floor.cpu_ms_per_message)
+              .map(([k, ms]) => `${k} ${ms} ms`)
+              .join(', ')} per message.`
+          : ''),
     );
   }
   if (head) {

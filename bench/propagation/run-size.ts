@@ -15,7 +15,17 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { type AgentConfig, type Logger, startAgent } from '../../services/agent/src';
 import { createApiApp } from '../../services/api/src/app';
 import { type RelayConfig, type RelayHandle, startRelay } from '../../services/relay/src';
-import { formatMs, nowMs, progress, round, roundSummary, summarize, type TempDatabases } from '../lib';
+import {
+  formatMs,
+  nowMs,
+  processCpuSince,
+  progress,
+  round,
+  roundSummary,
+  sampleProcessCpu,
+  summarize,
+  type TempDatabases,
+} from '../lib';
 import { ACTOR, type Args, NATS_URL, REASON } from './args';
 import { Fleet } from './fleet';
 import { type FloorResult, floorRun } from './floor';
@@ -253,6 +263,7 @@ export async function runSize(
       await fleet.stats(); // resets the workers' utilization and GC windows
       mainGc.take();
       const elu0 = performance.eventLoopUtilization();
+      const cpu0 = sampleProcessCpu();
       const last = n >= args.maxAgents || n === steps.at(-1) || capped !== undefined;
       const count = headline && last ? args.headlineChanges : args.changes;
       const samples: Sample[] = [];
@@ -262,6 +273,7 @@ export async function runSize(
         head = x.revision;
       }
       const mainElu = performance.eventLoopUtilization(elu0).utilization;
+      const cpuMs = processCpuSince(cpu0);
       const st = await fleet.stats();
       const stats = stageSummaries(samples);
       combinations.push({
@@ -269,6 +281,9 @@ export async function runSize(
         services,
         changes: count,
         ...(startMs.length ? { fleet_start_ms_per_agent: roundSummary(summarize(startMs), 4) } : {}),
+        cpu_ms_per_change: Object.fromEntries(
+          Object.entries(cpuMs).map(([k, ms]) => [k, round(ms / count, 3)]),
+        ),
         main_thread_elu: round(mainElu, 3),
         worker_elu: st.map((w) => round(w.elu, 3)),
         worker_heap_mb: st.map((w) => Math.round(w.heapUsedMb)),

@@ -89,6 +89,11 @@ export interface Combination {
   services: number;
   changes: number;
   fleet_start_ms_per_agent?: Summary;
+  /**
+   * CPU time per measured change (ms): this process (agents, relay, commits, all threads) and the
+   * servers it uses. Unlike latency it does not grow while a thread waits for a core.
+   */
+  cpu_ms_per_change: Record<string, number>;
   main_thread_elu: number;
   worker_elu: number[];
   worker_heap_mb: number[];

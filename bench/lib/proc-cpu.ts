@@ -1,0 +1,76 @@
+/**
+ * CPU time actually used, per process, over a stretch of a benchmark (Linux /proc): latency on
+ * a shared machine mixes in waiting for a core, CPU time does not. The bench's own process is
+ * read with process.cpuUsage() (every thread); the servers it talks to by name from /proc.
+ */
+import fs from 'node:fs';
+
+/** /proc/<pid>/stat counts in USER_HZ, which is 100 on every Linux the kernel ABI allows. */
+const TICK_MS = 10;
+
+/** Pids whose command name is `comm` (e.g. nats-server, postgres). */
+export function pidsNamed(comm: string): number[] {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${e}/comm`, 'utf8').trim() === comm) out.push(Number(e));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/** User + system CPU ms of `pid` so far, or undefined once it is gone. */
+function cpuMsOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces), from field 3 on: utime is 14, stime 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * TICK_MS;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ProcessCpuSample {
+  self: NodeJS.CpuUsage;
+  servers: Map<string, Map<number, number>>;
+}
+
+/** Servers whose CPU is worth reading beside the bench's own. */
+export const SERVER_COMMANDS = ['nats-server', 'postgres'] as const;
+
+export function sampleProcessCpu(commands: readonly string[] = SERVER_COMMANDS): ProcessCpuSample {
+  const servers = new Map<string, Map<number, number>>();
+  for (const c of commands) {
+    const per = new Map<number, number>();
+    for (const pid of pidsNamed(c)) {
+      const ms = cpuMsOf(pid);
+      if (ms !== undefined) per.set(pid, ms);
+    }
+    servers.set(c, per);
+  }
+  return { self: process.cpuUsage(), servers };
+}
+
+/** CPU ms used since `before`: this process (all its threads) and each server (its processes summed). */
+export function processCpuSince(before: ProcessCpuSample): Record<string, number> {
+  const now = sampleProcessCpu([...before.servers.keys()]);
+  const self = process.cpuUsage(before.self);
+  const out: Record<string, number> = { bench_process: (self.user + self.system) / 1000 };
+  for (const [c, per] of now.servers) {
+    let ms = 0;
+    // Processes present at both ends (postgres backends come and go; a new one's CPU counts from 0).
+    for (const [pid, t] of per) ms += t - (before.servers.get(c)?.get(pid) ?? 0);
+    out[c] = ms;
+  }
+  return out;
+}
