@@ -326,6 +326,11 @@ export class ApplyTrace {
     { first, perMap }: { first: number | undefined; perMap: Map<string, number> },
   ): void {
     const { span, ctx } = this.startApplySpan();
+    if (!span.isRecording()) {
+      // Tracing off or not sampled: the children would be non-recording too, only slower.
+      span.end(end);
+      return;
+    }
     if (this.compileStart !== undefined) this.startCompileSpan(ctx).end(this.compileEnd ?? end);
     const diffStart = this.compileEnd ?? end;
     const attrs: Attributes = { 'mesh.revision': o.revision, 'mesh.node': this.obs.node };
