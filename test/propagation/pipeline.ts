@@ -60,7 +60,10 @@ export async function startPipeline(p: Pipeline, reader: StatusReader): Promise<
     throw new Error(`${err.message}\n${p.relay.describe()}`);
   });
   await Promise.all(p.agents.map((a) => a.start()));
-  await waitForApplied(reader, p.agents, 0, 30_000);
+  // READY, not only revision 0: a starting agent reports its checkpoint (0) before it has read
+  // its base state, and a commit made meanwhile would reach it inside the snapshot instead of
+  // as a revision from the stream (other timings, and no trace context).
+  await waitForApplied(reader, p.agents, 0, 30_000, { ready: true });
 }
 
 /** Cleanup: delete the cluster's stream and status bucket, over the reader's connection if there is one. */

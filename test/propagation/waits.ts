@@ -119,15 +119,19 @@ export async function waitForApplied(
   agents: AgentNode[],
   revision: number,
   timeoutMs = 30_000,
+  /** Also require the agent's own state READY: it has applied its base, not only restored a checkpoint. */
+  opts: { ready?: boolean } = {},
 ): Promise<Map<string, NodeStatus>> {
   let last = new Map<string, NodeStatus>();
+  const done = (s: NodeStatus | undefined) =>
+    (s?.appliedRevision ?? -1) >= revision && (!opts.ready || s?.state === 'READY');
   try {
     return await waitFor(
       async () => {
         const crashed = agents.find((a) => a.crashed);
         if (crashed) throw Object.assign(new Error(crashed.crashed), { fatal: true });
         last = await reader.read(agents.map((a) => a.node));
-        return agents.every((a) => (last.get(a.node)?.appliedRevision ?? -1) >= revision) ? last : undefined;
+        return agents.every((a) => done(last.get(a.node))) ? last : undefined;
       },
       {
         timeoutMs,
@@ -136,7 +140,11 @@ export async function waitForApplied(
       },
     );
   } catch (err) {
-    const at = agents.map((a) => `${a.node}=${last.get(a.node)?.appliedRevision ?? 'none'}`).join(' ');
+    const at = agents
+      .map(
+        (a) => `${a.node}=${last.get(a.node)?.appliedRevision ?? 'none'} (${last.get(a.node)?.state ?? '?'})`,
+      )
+      .join(' ');
     throw new Error(
       `${(err as Error).message}; reported: ${at}\n${agents.map((a) => a.describe()).join('\n')}`,
       {
