@@ -9,13 +9,13 @@ describe('DesiredWriter', () => {
     w.set('mesh_slots', 'b', '2');
     let d = w.finish(1, []);
     expect(d.digest).toBe(digestMapSet(d.maps));
-    expect([...touched.mesh_services, ...touched.mesh_slots]).toEqual(['a', 'b']);
+    expect([...(touched.mesh_services ?? []), ...(touched.mesh_slots ?? [])]).toEqual(['a', 'b']);
     touched = w.begin();
     w.set('mesh_services', 'a', '1');
     w.set('mesh_slots', 'b', '3');
     d = w.finish(2, ['x']);
-    expect([...touched.mesh_services]).toEqual([]);
-    expect([...touched.mesh_slots]).toEqual(['b']);
+    expect([...(touched.mesh_services ?? [])]).toEqual([]);
+    expect([...(touched.mesh_slots ?? [])]).toEqual(['b']);
     expect(d.digest).toBe(digestMapSet(d.maps));
     expect(d.stats).toMatchObject({ frontends: 1, slots: 1, skipped: ['x'] });
     expect(d.revision).toBe(2);
@@ -33,7 +33,7 @@ describe('DesiredWriter', () => {
     w.dropRetired();
     const d = w.finish(2, []);
     expect([...d.maps.mesh_slots.keys()]).toEqual(['keep']);
-    expect([...touched.mesh_slots]).toEqual(['gone']);
+    expect([...(touched.mesh_slots ?? [])]).toEqual(['gone']);
     expect(d.digest).toBe(digestMapSet(d.maps));
   });
 
@@ -43,7 +43,7 @@ describe('DesiredWriter', () => {
     w.tracking = false;
     const touched = w.begin();
     w.set('mesh_backends', 'k', 'v');
-    expect([...touched.mesh_backends]).toEqual([]);
+    expect([...(touched.mesh_backends ?? [])]).toEqual([]);
     w.clear(5);
     expect(w.desired).not.toBe(before);
     expect(w.finish(5, []).digest).toBe(0n);

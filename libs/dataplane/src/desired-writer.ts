@@ -4,6 +4,7 @@ import { MANAGED_MAPS, type ManagedMapName } from './layout';
 import { digestOf, emptyMapSet, entryDigest } from './maps';
 
 type KeySets = Record<ManagedMapName, Set<string>>;
+type TouchedKeys = Partial<KeySets>;
 
 function noKeys(): KeySets {
   return Object.fromEntries(MANAGED_MAPS.map((m) => [m, new Set<string>()])) as KeySets;
@@ -20,7 +21,8 @@ export class DesiredWriter {
   desired: CompiledMaps;
   private lo = 0;
   private hi = 0;
-  private touched = noKeys();
+  /** Keys written or deleted since begin(), per map (a Set only for maps that had one). */
+  private touched: TouchedKeys = {};
   private readonly retiring = noKeys();
   /** Off during a reset, where every entry is new: its touched keys are the maps' keys. */
   tracking = true;
@@ -42,9 +44,18 @@ export class DesiredWriter {
   }
 
   /** Starts an update: fresh touched keys. */
-  begin(): KeySets {
-    this.touched = noKeys();
+  begin(): TouchedKeys {
+    this.touched = {};
     return this.touched;
+  }
+
+  private touch(map: ManagedMapName, key: string): void {
+    let keys = this.touched[map];
+    if (!keys) {
+      keys = new Set();
+      this.touched[map] = keys;
+    }
+    keys.add(key);
   }
 
   retire(map: ManagedMapName, key: string): void {
@@ -67,7 +78,7 @@ export class DesiredWriter {
     if (old !== undefined) this.digest(map, key, old, -1);
     m.set(key, value);
     this.digest(map, key, value, 1);
-    if (this.tracking) this.touched[map].add(key);
+    if (this.tracking) this.touch(map, key);
   }
 
   del(map: ManagedMapName, key: string): void {
@@ -76,7 +87,7 @@ export class DesiredWriter {
     if (old === undefined) return;
     this.digest(map, key, old, -1);
     m.delete(key);
-    if (this.tracking) this.touched[map].add(key);
+    if (this.tracking) this.touch(map, key);
   }
 
   /** Revision, digest and stats of the maps as they now stand. */

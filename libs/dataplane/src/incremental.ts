@@ -319,14 +319,19 @@ export class IncrementalCompiler {
         this.skipped.set(`Service/${svc}`, `Service/${svc}: ${(err as Error).message}`);
       }
     }
-    // New ids in sorted key order, as compile() allocates them.
-    const frontKeys = built.flatMap(([, fs]) => fs.map((f) => f.key));
-    const destKeys = built.flatMap(([, fs]) =>
-      fs.flatMap((f) => f.dests.filter((_, i) => f.counts[i]! > 0).map((d) => d.key)),
-    );
-    for (const k of [...new Set(frontKeys)].sort()) this.id('services', k);
-    for (const k of [...new Set(destKeys)].sort()) this.id('backends', k);
+    // New ids in sorted key order, as compile() allocates them (most keys have theirs already).
     const ids = this.desired.ids;
+    const newFronts = new Set<string>();
+    const newDests = new Set<string>();
+    for (const [, fs] of built)
+      for (const f of fs) {
+        if (!ids.services.has(f.key)) newFronts.add(f.key);
+        f.dests.forEach((d, i) => {
+          if (f.counts[i]! > 0 && !ids.backends.has(d.key)) newDests.add(d.key);
+        });
+      }
+    for (const k of [...newFronts].sort()) this.id('services', k);
+    for (const k of [...newDests].sort()) this.id('backends', k);
     for (const [svc, fs] of built) {
       const o: OwnedParts = { frontends: [], services: [], slots: [], policy: [], dests: [] };
       for (const f of fs) {
