@@ -239,10 +239,19 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     if (stopped || reconnects > consumeStartedAt) messages.stop(); // a reconnect while it was being made
     void logConsumerEvents(messages.status(), log);
     let failure: Error | undefined;
+    let pumpEnded = false;
+    let pumpError: unknown;
     const pump = (async () => {
-      for await (const m of messages) {
-        observer.received(m.seq);
-        applier.enqueue(m.seq, m.data, m.headers, Date.now());
+      try {
+        for await (const m of messages) {
+          observer.received(m.seq);
+          applier.enqueue(m.seq, m.data, m.headers, Date.now());
+          wake?.();
+        }
+      } catch (err) {
+        pumpError = err ?? new Error('revision consumer failed');
+      } finally {
+        pumpEnded = true;
         wake?.();
       }
     })();
@@ -257,15 +266,18 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       }
       if (applier.backlog > 0) continue; // arrived while applying: coalesce them now
       if (applier.identitiesPending) continue; // a workload cgroup changed
-      const done = await Promise.race([
-        pump.then(() => true),
-        new Promise<false>((r) => (wake = () => r(false))),
-      ]);
-      if (done && applier.backlog === 0) break;
+      if (pumpEnded) break;
+      // One fresh promise per wait, resolved by the pump, stop(), a reconnect or a cgroup scan.
+      // Never a race with the pump itself: each race leaves a reaction on a promise that stays
+      // pending for the consumer's whole life, ~400 bytes kept per revision.
+      await new Promise<void>((r) => {
+        wake = r;
+      });
     }
     messages.stop();
-    await pump.catch(() => undefined);
+    await pump;
     if (failure) throw failure;
+    if (pumpError !== undefined) throw pumpError;
   };
 
   const run = async (): Promise<void> => {
