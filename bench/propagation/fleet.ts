@@ -172,8 +172,11 @@ export class Fleet {
       };
       this.waiting = w;
       // Events that arrived before the caller knew the revision (possible: workers run in parallel).
+      // Older ones are never asked for again (revisions only grow): they leave the main heap.
       for (const [node, list] of this.events) {
-        const e = list.find((x) => x.revision >= revision);
+        const keep = list.findIndex((x) => x.revision >= revision);
+        list.splice(0, keep < 0 ? list.length : keep);
+        const e = list[0];
         if (e && this.waiting === w && !w.got.at.has(node)) this.count(w, node, e);
       }
     });
