@@ -18,6 +18,11 @@
  * resolved) -> published (a core subscriber on the revision subject in the main thread got it) ->
  * first agent applied -> last agent applied. `bootstrap_10k_ms`: one agent, empty maps, to the
  * head of the 10k mesh through GET /v1/snapshot of a real API (its production path).
+ *
+ * CPU time per change (`cpu_ms_per_change` of each combination, and per floor message): this
+ * process's CPU (agents, relay, commits; every thread) and nats-server's and postgres's from
+ * /proc, over the measured changes. Latency on 2 cores mixes work and waiting for a core; CPU
+ * time shows the work, and which process does it.
  */
 import os from 'node:os';
 import { connectNats } from '@meshplane/messaging';
