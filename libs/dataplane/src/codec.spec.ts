@@ -6,6 +6,7 @@ import {
   fromByteString,
   fromHex,
   hexToByteString,
+  ipv4OrUndefined,
   ipv4ToU32,
   toByteString,
   toHex,
@@ -157,5 +158,17 @@ describe('codecs are byte-exact with bpf/mesh_maps.h', () => {
     expect(u32ToIpv4(0x7f000105)).toBe('127.0.1.5');
     expect(() => ipv4ToU32('127.0.1')).toThrow();
     expect(() => ipv4ToU32('127.0.1.256')).toThrow();
+  });
+});
+
+describe('ipv4OrUndefined', () => {
+  it.each([
+    ['127.0.1.7', 0x7f000107],
+    ['127.100.0.1', 0x7f640001],
+    ['127.0.1', undefined],
+    ['127.0.1.256', undefined],
+    ['not-an-ip', undefined],
+  ])('%s -> %s', (address, want) => {
+    expect(ipv4OrUndefined(address)).toBe(want);
   });
 });

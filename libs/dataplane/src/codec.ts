@@ -249,6 +249,15 @@ export function ipv4ToU32(ip: string): number {
   return n;
 }
 
+/** An address as a number, or undefined when it is not a dotted IPv4 address. */
+export function ipv4OrUndefined(address: string): number | undefined {
+  try {
+    return ipv4ToU32(address);
+  } catch {
+    return undefined;
+  }
+}
+
 export function u32ToIpv4(n: number): string {
   return [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff].join('.');
 }

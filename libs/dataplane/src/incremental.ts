@@ -1,6 +1,6 @@
 import { type MeshState, parseRefKey, type StoredResource } from '@meshplane/domain';
 import { type Bag, bagAdd, bagRemove, bagValues } from './bag';
-import { ipv4ToU32 } from './codec';
+import { ipv4OrUndefined } from './codec';
 import {
   type CgroupIdOf,
   type CompiledMaps,
@@ -264,7 +264,7 @@ export class IncrementalCompiler {
     this.localAddrs = addrs;
     for (const id of [...identities].sort()) this.id('identities', id);
     for (const address of flipped) {
-      const addr = parseAddr(address);
+      const addr = ipv4OrUndefined(address);
       if (addr === undefined) continue; // no Service can use it (its compile fails)
       for (const key of this.refs.at(addr)) this.writeBackend(key);
     }
@@ -409,14 +409,5 @@ export class IncrementalCompiler {
     else id = this.next[kind]++;
     ids.set(key, id);
     return id;
-  }
-}
-
-/** An address as a number, or undefined when it is not a dotted IPv4 address. */
-function parseAddr(address: string): number | undefined {
-  try {
-    return ipv4ToU32(address);
-  } catch {
-    return undefined;
   }
 }

@@ -10,11 +10,12 @@ import type { MeshState } from '@meshplane/domain';
 import { connectNats, provisionStatusBucket, RevisionCodecError, streamName } from '@meshplane/messaging';
 import { DeliverPolicy, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { AppliedWaiters } from './applied-waiters';
 import { Restart, RevisionApplier } from './applier';
 import { chooseBase, restoreHistory } from './bootstrap';
 import type { AgentConfig } from './config';
 import { logConsumerEvents } from './consumer-events';
-import { type Dataplane, type DataplaneInfo, fromBpfBackend, openDataplane } from './dataplane';
+import { type Dataplane, type DataplaneStatus, fromBpfBackend, openDataplane } from './dataplane';
 import { consoleLogger, type Logger } from './logger';
 import { AgentObserver } from './metrics';
 import { httpSnapshotSource, type SnapshotSource } from './snapshot';
@@ -58,21 +59,6 @@ export interface AgentDeps {
   retryMs?: number;
   /** Metrics and apply spans (main serves its metrics on MESH_METRICS_PORT); default a private one. */
   observer?: AgentObserver;
-}
-
-/** The data plane's own facts, written beside the NodeStatus fields as `dataplane` in the KV value. */
-export interface DataplaneStatus extends DataplaneInfo {
-  fullPasses: number;
-  /** Entries that full passes rewrote or deleted because the maps had drifted, since start. */
-  repairs: number;
-  lastRepairAt: string | null;
-  /** Workloads of this node, and how many of them have a cgroup (bpf only). */
-  workloads?: number;
-  workloadCgroups?: number;
-  /** Identity refreshes caused by workload cgroups appearing, vanishing or being re-created. */
-  cgroupRefreshes?: number;
-  /** When this agent process started (tells a restarted agent's status from its predecessor's). */
-  startedAt: string;
 }
 
 export interface AgentHandle {
@@ -131,7 +117,6 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   let stopped = false;
   let wake: (() => void) | undefined;
   let stopConsumer: (() => void) | undefined;
-  const waiters = new Set<() => void>();
   let lastRepairAt: string | null = null;
   let appliesSinceStart = 0;
 
@@ -160,7 +145,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const onOutcome = (o: ApplyOutcome) => {
     observer.outcome(o);
     reporter.outcome(o, applier.backlog > 0, applier.receivedAtFor(o));
-    if (o.ok) for (const w of [...waiters]) w();
+    if (o.ok) waiters.check();
     if (!o.ok) log.warn('apply failed', { revision: o.revision, error: o.error, retryInMs: o.retryInMs });
     else if (o.kind === 'full-pass' && o.ops > 0) {
       lastRepairAt = new Date(o.at).toISOString();
@@ -186,6 +171,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     cluster: config.cluster,
     onOutcome,
   });
+
+  const waiters = new AppliedWaiters(
+    () => reconciler.meta?.appliedRevision ?? 0,
+    () => {
+      const s = reporter.current();
+      return `${config.node} at ${s.appliedRevision}, ${s.state}, ${s.lastError ?? 'no error'}`;
+    },
+  );
 
   const applier = new RevisionApplier({
     node: config.node,
@@ -381,29 +374,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     status: () => reporter.current(),
     dataplane: dataplaneStatus,
     state: () => applier.state,
-    waitForRevision: (revision, timeoutMs = 30_000) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => {
-          if ((reconciler.meta?.appliedRevision ?? 0) < revision) return;
-          cleanup();
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          const s = reporter.current();
-          reject(
-            new Error(
-              `${config.node}: revision ${revision} not applied within ${timeoutMs}ms (at ${s.appliedRevision}, ${s.state}, ${s.lastError ?? 'no error'})`,
-            ),
-          );
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      }),
+    waitForRevision: (revision, timeoutMs = 30_000) => waiters.wait(revision, timeoutMs),
     async stop() {
       if (stopped) return;
       stopped = true;

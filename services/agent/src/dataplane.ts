@@ -168,3 +168,18 @@ export function teardownDataplane(config: AgentConfig, log: Logger): TeardownRep
   log.info('teardown done', { ...report });
   return report;
 }
+
+/** The data plane's own facts, written beside the NodeStatus fields as `dataplane` in the KV value. */
+export interface DataplaneStatus extends DataplaneInfo {
+  fullPasses: number;
+  /** Entries that full passes rewrote or deleted because the maps had drifted, since start. */
+  repairs: number;
+  lastRepairAt: string | null;
+  /** Workloads of this node, and how many of them have a cgroup (bpf only). */
+  workloads?: number;
+  workloadCgroups?: number;
+  /** Identity refreshes caused by workload cgroups appearing, vanishing or being re-created. */
+  cgroupRefreshes?: number;
+  /** When this agent process started (tells a restarted agent's status from its predecessor's). */
+  startedAt: string;
+}
