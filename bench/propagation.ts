@@ -105,8 +105,8 @@ async function main(): Promise<void> {
           `changes (one Workload weight 1..4), one at a time, ${args.gapMs} ms apart; headline = most agents x largest mesh`,
         floor:
           'a plain JetStream publish (js.publish, msgID, the same headers and payload bytes as a measured revision ' +
-          'message) to a stream configured like the revision stream, received by the same number of ordered ' +
-          'consumers (each its own NATS connection, consume() like the agents) in the same worker threads, while the ' +
+          'message) to a stream configured like the revision stream, received by the same number of ' +
+          'readers (each its own NATS connection and push consumer, tailStream() like the agents) in the same worker threads, while the ' +
           'agents run; from the publish call to the last consumer having it',
         agents:
           'startAgent (services/agent) with a MemoryMapBackend each, own NATS connection, bootstrapped from the current ' +

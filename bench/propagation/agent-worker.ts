@@ -1,7 +1,7 @@
 /**
  * A worker thread of the propagation benchmark: it hosts a share of the simulated nodes (real
  * agents, `startAgent`, each with its own NATS connection and a MemoryMapBackend) and, for the
- * floor, a share of plain ordered consumers. Every event it reports carries a process-wide
+ * floor, a share of plain stream readers. Every event it reports carries a process-wide
  * monotonic timestamp (`nowMs`, hrtime), comparable with the main thread's.
  *
  * Applied detection is the agent's in-process hook: `AgentHandle.waitForRevision(r)` resolves when
@@ -18,8 +18,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { MemoryMapBackend } from '@meshplane/dataplane';
 import { cloneState, type MeshState } from '@meshplane/domain';
 import { EventStore } from '@meshplane/event-store';
-import { connectNats, readRevisionHeaders, revisionSubject } from '@meshplane/messaging';
-import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { connectNats, readRevisionHeaders, revisionSubject, tailStream } from '@meshplane/messaging';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { type AgentHandle, type Logger, startAgent } from '../../services/agent/src';
 import { nowMs } from '../lib';
@@ -205,18 +205,17 @@ async function start(nodes: string[], head: number): Promise<number[]> {
   return times;
 }
 
-// ---- floor: plain ordered consumers, one NATS connection each, as the agents have
+// ---- floor: plain stream readers (tailStream, as the agents read), one NATS connection each
 const floor: { nc: NatsConnection; stop: () => void }[] = [];
 
 async function floorStart(consumers: number[], stream: string): Promise<void> {
   for (const idx of consumers) {
     const nc = await connectNats(data.natsUrl, { name: `bench-floor-${idx}` });
-    const js = jetstream(nc);
-    const c = await js.consumers.get(stream, {
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: 1,
+    // The agents' own way of reading the stream (a push consumer per reader, stream-tail.ts).
+    const messages = await tailStream(nc, jetstream(nc), await jetstreamManager(nc, { checkAPI: false }), {
+      stream,
+      startSeq: 1,
     });
-    const messages = await c.consume({ expires: 5_000 });
     floor.push({ nc, stop: () => messages.stop() });
     void (async () => {
       for await (const m of messages)

@@ -229,7 +229,7 @@ export class Fleet {
     return { value, summary: r.summary, agents: r.agents };
   }
 
-  /** `count` ordered consumers on `stream`, round-robin over the workers. */
+  /** `count` stream readers on `stream`, round-robin over the workers. */
   async floorStart(count: number, stream: string): Promise<void> {
     this.floorRecv.clear(); // sequences start at 1 on every floor stream
     const byWorker: number[][] = this.workers.map(() => []);

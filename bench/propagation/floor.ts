@@ -1,6 +1,6 @@
 /**
  * The physical floor of the fan-out, measured in the same run as the agents: a plain JetStream
- * publish of a revision-sized message to as many ordered consumers as there are agents.
+ * publish of a revision-sized message to as many stream readers as there are agents.
  */
 import { revisionStreamConfig, streamName } from '@meshplane/messaging';
 import { type JetStreamManager, jetstream } from '@nats-io/jetstream';

@@ -68,7 +68,7 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
         `publish, ack); published -> every worker thread received ${st.published_to_received_by_every_thread?.p50} ms; ` +
         `published -> all agents applied ${st.published_to_all_applied?.p50} ms` +
         (floor
-          ? `; the floor (publish -> ${floor.consumers} ordered consumers received) p50 ` +
+          ? `; the floor (publish -> ${floor.consumers} stream readers received) p50 ` +
             `${floor.publish_to_all_received_ms.p50} ms, p99 ${floor.publish_to_all_received_ms.p99} ms.`
           : '.'),
     );

@@ -313,7 +313,7 @@ export async function runSize(
         if (last) floor = f;
         progress(
           t0,
-          `[${cluster}] floor: publish -> ${n} ordered consumers p50 ${f.publish_to_all_received_ms.p50} ms, ` +
+          `[${cluster}] floor: publish -> ${n} stream readers p50 ${f.publish_to_all_received_ms.p50} ms, ` +
             `p99 ${f.publish_to_all_received_ms.p99} ms (${f.payload_bytes} bytes)`,
         );
       }

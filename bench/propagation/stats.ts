@@ -101,6 +101,6 @@ export interface Combination {
   /** Garbage collection during the measured changes: the main thread and each worker thread. */
   gc: { main: GcStats; workers: GcStats[] };
   stats: ReturnType<typeof stageSummaries>;
-  /** Large mesh only: the floor with as many ordered consumers as there are agents, right after. */
+  /** Large mesh only: the floor with as many stream readers as there are agents, right after. */
   floor?: FloorResult;
 }

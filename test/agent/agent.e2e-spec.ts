@@ -8,6 +8,7 @@ import { fromByteString } from '@meshplane/dataplane';
 import type { EventStore } from '@meshplane/event-store';
 import { streamName } from '@meshplane/messaging';
 import { policy, route, service as svc, workload as wl } from '../../libs/dataplane/src/test-fixtures';
+import type { AgentConfig, Logger } from '../../services/agent/src';
 import { openStoreFixture, type StoreFixture } from '../event-store/fixture';
 import { waitFor } from '../harness';
 import { type ClusterFixture, clusterFixture, expectMapsMatch, type RunningAgent, runAgent } from './fixture';
@@ -23,9 +24,10 @@ const snapshotOf = (s: EventStore) => async () => {
   return { revision: state.revision, state };
 };
 
-async function start(node: string): Promise<RunningAgent> {
+async function start(node: string, over: Partial<AgentConfig> = {}, log?: Logger): Promise<RunningAgent> {
   // n3 has no API: it rebuilds its state by replaying the stream; the others bootstrap from a snapshot.
-  const a = await runAgent(f, node, node === 'n3' ? {} : { snapshot: snapshotOf(store) });
+  const deps = node === 'n3' ? {} : { snapshot: snapshotOf(store) };
+  const a = await runAgent(f, node, log ? { ...deps, log } : deps, over);
   agents.set(node, a);
   return a;
 }
@@ -170,5 +172,33 @@ describe('node agents', () => {
     const pass = await n1.handle.reconciler.fullPass();
     expect(pass).toMatchObject({ ok: true, ops: 1 });
     await expectMapsMatch(n1.backend, await store.currentState(), 'n1');
+  });
+
+  it('a revision consumer lost on the server: the agent opens a new one after two missed heartbeats', async () => {
+    const warnings: Array<[string, Record<string, unknown> | undefined]> = [];
+    const log: Logger = {
+      info: () => undefined,
+      warn: (m, x) => void warnings.push([m, x]),
+      error: () => undefined,
+    };
+    await agents.get('n3')!.handle.stop();
+    const { handle } = await start('n3', { consumerHeartbeatMs: 500 }, log);
+    await waitFor(() => handle.status().state === 'READY', { what: 'n3 ready' });
+    // n3's consumer is the newest one on the stream (the other agents' were made before).
+    const consumers = [];
+    for await (const c of f.jsm.consumers.list(streamName(f.cluster))) consumers.push(c);
+    const newest = consumers.sort((a, b) => Date.parse(b.created) - Date.parse(a.created))[0]!;
+    await f.jsm.consumers.delete(streamName(f.cluster), newest.name);
+    const head = await f.commit(store, [
+      svc('after-loss', '127.100.4.1'),
+      wl('after-loss-1', '127.0.1.70', 'n3'),
+    ]);
+    await handle.waitForRevision(head, 10_000);
+    await expectMapsMatch(agents.get('n3')!.backend, await store.currentState(), 'n3');
+    expect(warnings).toContainEqual([
+      'revision consumer restarted',
+      expect.objectContaining({ reason: expect.stringMatching(/heartbeats missed/) }),
+    ]);
+    await converged(head, ['n1', 'n2']);
   });
 });

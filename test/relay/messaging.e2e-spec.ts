@@ -12,8 +12,9 @@ import {
   readRevisionHeaders,
   revisionPublishedAt,
   streamName,
+  tailStream,
 } from '@meshplane/messaging';
-import { DeliverPolicy, jetstream, StorageType } from '@nats-io/jetstream';
+import { jetstream, StorageType } from '@nats-io/jetstream';
 import { createTestDatabase, type TestDatabase } from '../harness';
 import { commit, deleteClusterNats, type NatsTools, natsTools, openLog, randomCluster } from './helpers';
 
@@ -91,16 +92,12 @@ describe('messaging library against the shared NATS', () => {
     expect(await revisionPublishedAt(nats.jsm, cluster, 99)).toBeUndefined();
   });
 
-  it('an ordered consumer (what agents use) reads revisions from a checkpoint, in order', async () => {
+  it('tailStream (what agents use) reads revisions from a checkpoint, in order', async () => {
     const js = jetstream(nats.nc);
     await publishRevision(js, cluster, (await store.getChangeSet(3))!); // committed, refused earlier
-    const consumer = await js.consumers.get(streamName(cluster), {
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: 2,
-    });
+    const tail = await tailStream(nats.nc, js, nats.jsm, { stream: streamName(cluster), startSeq: 2 });
     const seen: Array<[number, number, string | undefined]> = [];
-    const messages = await consumer.consume();
-    for await (const m of messages) {
+    for await (const m of tail) {
       const cs = decodeRevision(m.data);
       seen.push([m.seq, cs.revision, readRevisionHeaders(m.headers).cluster]);
       if (m.info.pending === 0) break;

@@ -5,4 +5,5 @@ export * from './node-status';
 export * from './publish';
 export * from './revision-codec';
 export * from './stream';
+export * from './stream-tail';
 export * from './trace-headers';

@@ -7,8 +7,15 @@ import {
   Reconciler,
 } from '@meshplane/dataplane';
 import type { MeshState } from '@meshplane/domain';
-import { connectNats, provisionStatusBucket, RevisionCodecError, streamName } from '@meshplane/messaging';
-import { DeliverPolicy, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import {
+  connectNats,
+  provisionStatusBucket,
+  RevisionCodecError,
+  StreamTailError,
+  streamName,
+  tailStream,
+} from '@meshplane/messaging';
+import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AppliedWaiters } from './applied-waiters';
 import { Restart, RevisionApplier } from './applier';
@@ -204,9 +211,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       stopped: () => stopped,
     });
 
-  // After a NATS reconnect (a restarted server may have lost the consumer) the ordered consumer
-  // would notice only after missed heartbeats or a backoff of its `expires`: the agent stops it and
-  // starts a new one from where it stopped right away.
+  // After a NATS reconnect (a restarted server may have lost the consumer) the agent stops the
+  // consumer and starts a new one from where it stopped right away, also when the reconnect
+  // happened while the consumer was being made (the tail itself only watches once it exists).
   let reconnects = 0;
   let consumeStartedAt = 0;
   let resumeBackoff = 0;
@@ -221,13 +228,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   })().catch(() => undefined);
 
   const consume = async (start: number): Promise<void> => {
-    const consumer = await js.consumers.get(stream, {
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: start,
+    // A push consumer per call (stream-tail.ts): a lost delivery, missed heartbeats or a reconnect
+    // end it with an error, and the loop below opens the next one from where this one stopped.
+    const messages = await tailStream(nc, js, jsm, {
+      stream,
+      startSeq: start,
+      idleHeartbeatMs: config.consumerHeartbeatMs,
     });
-    // Short pulls: after a NATS restart the ordered consumer notices missed heartbeats and
-    // recreates itself within seconds (the 30 s default would stall propagation that long).
-    const messages = await consumer.consume({ expires: 5_000 });
     stopConsumer = () => messages.stop();
     if (stopped || reconnects > consumeStartedAt) messages.stop(); // a reconnect while it was being made
     void logConsumerEvents(messages.status(), log);
@@ -302,6 +309,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       }
       let pause = retryMs;
       consumeStartedAt = reconnects;
+      const revisionBefore = applier.state.revision;
       try {
         await consume(start);
         if (!stopped && reconnects > consumeStartedAt) {
@@ -321,6 +329,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
           preferSnapshot = true;
           log.warn('re-bootstrapping', { reason: message });
           reporter.setState('BOOTSTRAPPING', message);
+        } else if (err instanceof StreamTailError) {
+          // The consumer may have lost deliveries: a new one from where it stopped, at once unless
+          // the last one also ended without progress.
+          if (applier.state.revision > revisionBefore) resumeBackoff = 0;
+          pause = resumeBackoff;
+          resumeBackoff = Math.min(retryMs, Math.max(50, resumeBackoff * 2));
+          const fields = { reason: message, from: applier.state.revision + 1, retryInMs: pause };
+          if (err.reason === 'reconnect')
+            log.info('nats reconnected; resuming the revision consumer', fields);
+          else log.warn('revision consumer restarted', fields);
         } else {
           // Typically JetStream not ready yet after a reconnect: retry soon, backing off to retryMs.
           resumeBackoff = Math.min(retryMs, Math.max(50, resumeBackoff * 2));

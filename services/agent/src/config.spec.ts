@@ -12,6 +12,7 @@ describe('loadAgentConfig', () => {
       cgroupScanMs: 2000,
       teardown: false,
       heartbeatMs: 5000,
+      consumerHeartbeatMs: 5000,
       fullPassMs: 1_800_000,
       recentApplies: 64,
       statusIntervalMs: 250,
@@ -33,6 +34,7 @@ describe('loadAgentConfig', () => {
       MESH_DATAPLANE: 'bpf',
       MESH_STATE_FILE: '/tmp/n1.json',
       MESH_HEARTBEAT_MS: '250',
+      MESH_CONSUMER_HEARTBEAT_MS: '1000',
       MESH_CGROUP: '/sys/fs/cgroup/meshplane/n1/',
       MESH_BPF_PIN_DIR: '/sys/fs/bpf/custom/n1/',
       MESH_BPF_OBJECT: '/opt/meshplane/mesh.bpf.o',
@@ -46,6 +48,7 @@ describe('loadAgentConfig', () => {
       dataplane: 'bpf',
       stateFile: '/tmp/n1.json',
       heartbeatMs: 250,
+      consumerHeartbeatMs: 1000,
       cgroup: '/sys/fs/cgroup/meshplane/n1',
       bpfPinDir: '/sys/fs/bpf/custom/n1',
       bpfObject: '/opt/meshplane/mesh.bpf.o',
@@ -57,13 +60,20 @@ describe('loadAgentConfig', () => {
         MESH_NODE: 'Node_A',
         MESH_DATAPLANE: 'ebpf',
         MESH_HEARTBEAT_MS: 'soon',
+        MESH_CONSUMER_HEARTBEAT_MS: '100',
         MESH_API_URL: 'ftp://x',
       });
       throw new Error('expected a ConfigError');
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       const text = (err as ConfigError).problems.join('\n');
-      for (const name of ['MESH_NODE', 'MESH_DATAPLANE', 'MESH_HEARTBEAT_MS', 'MESH_API_URL'])
+      for (const name of [
+        'MESH_NODE',
+        'MESH_DATAPLANE',
+        'MESH_HEARTBEAT_MS',
+        'MESH_CONSUMER_HEARTBEAT_MS',
+        'MESH_API_URL',
+      ])
         expect(text).toContain(name);
     }
   });

@@ -44,6 +44,11 @@ export interface AgentConfig {
   /** MESH_TEARDOWN=1: detach and unpin everything of this node, remove its empty cgroups, and exit. */
   teardown?: boolean;
   heartbeatMs: number;
+  /**
+   * MESH_CONSUMER_HEARTBEAT_MS: the revision consumer's idle heartbeat from the server; two
+   * missed ones (a consumer lost with a server) make the agent open a new one. Default 5000.
+   */
+  consumerHeartbeatMs?: number;
   /** MESH_RESYNC_MS: full read-back of the maps to repair drift. */
   fullPassMs: number;
   /** Revisions kept in the status value's recentApplies (propagation times). */
@@ -86,6 +91,7 @@ const EnvSchema = z.object({
     .transform((v) => v === '1' || v === 'true')
     .default(false),
   MESH_HEARTBEAT_MS: intEnv('MESH_HEARTBEAT_MS', 100, 600_000).default(5000),
+  MESH_CONSUMER_HEARTBEAT_MS: intEnv('MESH_CONSUMER_HEARTBEAT_MS', 500, 60_000).default(5000),
   MESH_RESYNC_MS: intEnv('MESH_RESYNC_MS', 1000, 86_400_000).default(30 * 60_000),
   MESH_RECENT_APPLIES: intEnv('MESH_RECENT_APPLIES', 1, 1000).default(64),
   MESH_STATUS_INTERVAL_MS: intEnv('MESH_STATUS_INTERVAL_MS', 0, 60_000).default(250),
@@ -109,6 +115,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     cgroupScanMs: e.MESH_CGROUP_SCAN_MS,
     teardown: e.MESH_TEARDOWN,
     heartbeatMs: e.MESH_HEARTBEAT_MS,
+    consumerHeartbeatMs: e.MESH_CONSUMER_HEARTBEAT_MS,
     fullPassMs: e.MESH_RESYNC_MS,
     recentApplies: e.MESH_RECENT_APPLIES,
     statusIntervalMs: e.MESH_STATUS_INTERVAL_MS,

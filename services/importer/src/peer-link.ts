@@ -23,11 +23,14 @@ import {
   importStreamName,
   MAX_LINK_SKIPPED,
   readExportHeaders,
+  type StreamTail,
   streamInfoOrUndefined,
   type TraceContext,
+  tailStream,
 } from '@meshplane/messaging';
-import type { ConsumerMessages, JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { FederationPeer } from './config';
 import { appendImport } from './import-append';
 import { errorFields, type Logger } from './logger';
@@ -37,7 +40,10 @@ export interface PeerLinkOptions {
   cluster: string;
   peer: FederationPeer;
   store: EventStore;
+  nc: NatsConnection;
   js: JetStreamClient;
+  /** This cluster's JetStream manager (the import stream's consumers). */
+  jsm: JetStreamManager;
   /** JetStream manager of the peer's domain (its requests cross the leafnodes). */
   remote: JetStreamManager;
   kv: KV;
@@ -74,7 +80,8 @@ export class PeerLink {
   private lastApplied: Received | undefined;
   private pending: Received[] = [];
   private queue: Promise<void> = Promise.resolve();
-  private messages: ConsumerMessages | undefined;
+  private tail: StreamTail | undefined;
+  private reading: Promise<void> = Promise.resolve();
   private probeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -120,7 +127,8 @@ export class PeerLink {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.probeTimer);
-    await this.messages?.close().catch(() => undefined);
+    this.tail?.stop();
+    await this.reading;
     await this.queue;
   }
 
@@ -143,30 +151,64 @@ export class PeerLink {
     };
   }
 
-  /** An ordered consumer over this peer's subject of the import stream, from its first message. */
+  /**
+   * This peer's subject of the import stream, in order from its first message; a consumer that
+   * ended early (stream-tail.ts) is reopened after the last message seen. The first one is opened
+   * before start() returns, so that a missing stream fails the start.
+   */
   private async consume(): Promise<void> {
-    const consumer = await this.o.js.consumers.get(importStreamName(this.o.cluster), {
-      // One subject as a string: an array needs nats-server 2.10 (this machine has 2.9).
-      filter_subjects: exportSubject(this.name),
-    });
-    const messages = await consumer.consume();
-    this.messages = messages;
-    void (async () => {
-      for await (const m of messages) {
+    let next = 1;
+    const open = () =>
+      tailStream(this.o.nc, this.o.js, this.o.jsm, {
+        stream: importStreamName(this.o.cluster),
+        startSeq: next,
+        filterSubject: exportSubject(this.name),
+      });
+    this.tail = await open();
+    this.reading = (async () => {
+      let pause = 0;
+      while (!this.stopped) {
         try {
-          const body = decodeExport(m.data);
-          const h = readExportHeaders(m.headers);
-          if (body.cluster !== this.name) throw new Error(`message from ${body.cluster} on ${m.subject}`);
-          this.receive({ ...body, trace: h.trace });
+          for await (const m of this.tail!) {
+            next = m.seq + 1;
+            pause = 0;
+            this.handle(m);
+          }
         } catch (err) {
-          this.o.log.error('undecodable export message skipped', {
+          this.o.log.warn('import consumer ended; reopening', {
             peer: this.name,
-            seq: m.seq,
+            from: next,
             ...errorFields(err),
           });
         }
+        while (!this.stopped) {
+          await new Promise((r) => setTimeout(r, pause));
+          pause = Math.min(5_000, Math.max(100, pause * 2));
+          try {
+            this.tail = await open();
+            break;
+          } catch (err) {
+            this.o.log.warn('import consumer not ready; retrying', { peer: this.name, ...errorFields(err) });
+          }
+        }
+        if (this.stopped) this.tail?.stop();
       }
     })();
+  }
+
+  private handle(m: JsMsg): void {
+    try {
+      const body = decodeExport(m.data);
+      const h = readExportHeaders(m.headers);
+      if (body.cluster !== this.name) throw new Error(`message from ${body.cluster} on ${m.subject}`);
+      this.receive({ ...body, trace: h.trace });
+    } catch (err) {
+      this.o.log.error('undecodable export message skipped', {
+        peer: this.name,
+        seq: m.seq,
+        ...errorFields(err),
+      });
+    }
   }
 
   private receive(m: Received): void {
