@@ -77,30 +77,47 @@ export function planOps(desired: CompiledMaps | MapSet, actual: MapSet, opts: Pl
   const batch = Math.max(1, opts.batchSize ?? 1000);
   const ops: Op[] = [];
   const chunk = (action: Op['action'], map: ManagedMapName, keys: string[], values?: string[]) => {
+    if (keys.length <= batch) {
+      // The common incremental round: one small op, no copies.
+      if (keys.length > 0) ops.push(values ? { action, map, keys, values } : { action, map, keys });
+      return;
+    }
     for (let i = 0; i < keys.length; i += batch) {
       const op: Op = { action, map, keys: keys.slice(i, i + batch) };
       if (values) op.values = values.slice(i, i + batch);
       ops.push(op);
     }
   };
+  // An incremental round's keys, once per map, deduplicated (a Set as the compiler hands them over).
   const only = opts.only;
+  const onlyKeys = (map: ManagedMapName): Iterable<string> => {
+    const keys = only?.[map];
+    return keys === undefined ? [] : keys instanceof Set ? keys : new Set(keys);
+  };
   for (const map of UPSERT_ORDER) {
     const keys: string[] = [];
     const values: string[] = [];
     const have = actual[map];
-    const consider = (k: string, v: string | undefined) => {
-      if (v !== undefined && have.get(k) !== v) {
-        keys.push(k);
-        values.push(v);
+    const wanted = want[map];
+    if (only) {
+      for (const k of onlyKeys(map)) {
+        const v = wanted.get(k);
+        if (v !== undefined && have.get(k) !== v) {
+          keys.push(k);
+          values.push(v);
+        }
       }
-    };
-    if (only) for (const k of new Set(only[map] ?? [])) consider(k, want[map].get(k));
-    else for (const [k, v] of want[map]) consider(k, v);
+    } else
+      for (const [k, v] of wanted)
+        if (have.get(k) !== v) {
+          keys.push(k);
+          values.push(v);
+        }
     chunk('update', map, keys, values);
   }
   for (const map of DELETE_ORDER) {
     const keys: string[] = [];
-    const candidates = only ? new Set(only[map] ?? []) : actual[map].keys();
+    const candidates = only ? onlyKeys(map) : actual[map].keys();
     for (const k of candidates) if (!want[map].has(k) && actual[map].has(k)) keys.push(k);
     chunk('delete', map, keys);
   }
