@@ -4,7 +4,7 @@
  * them for the cache TTL, then withdraws them; restoring the link catches up with no duplicate
  * and no missed export. Private NATS servers and databases per cluster, loopback only.
  */
-import { exportStreamName } from '@meshplane/messaging';
+import { exportStreamName, importStreamName } from '@meshplane/messaging';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { type FederationResponse, federationTable } from '../../services/meshctl/src/commands/federation';
 import { waitFor } from '../harness';
@@ -239,4 +239,22 @@ test('one importer per cluster is active: a second one stands by, then takes ove
     what: 'the import of export 6 by the second importer',
   }).catch(explain);
   expect((await west.imports('east')).map((i) => i.federation.seq).slice(-2)).toEqual([5, 6]);
+});
+
+test('an import consumer lost on the server is reopened after the last export seen', async () => {
+  const jsm = await jetstreamManager(west.nc!);
+  const stream = importStreamName('west');
+  const names: string[] = [];
+  for await (const c of jsm.consumers.list(stream)) names.push(c.name);
+  expect(names.length).toBeGreaterThan(0);
+  for (const name of names) await jsm.consumers.delete(stream, name);
+  const before = (await west.imports('east')).length;
+  await east.commit([workload('web-7', '127.0.1.17', 'web')]);
+  // Two missed idle heartbeats (5 s each) end the lost consumer; the next one starts after export 6.
+  await waitFor(async () => (await west.imports('east')).length === before + 1, {
+    timeoutMs: 30_000,
+    what: 'the import of export 7 through a reopened consumer',
+  }).catch(explain);
+  expect((await west.imports('east')).map((i) => i.federation.seq).slice(-2)).toEqual([6, 7]);
+  expect(logs.some((l) => l.msg === 'import consumer ended; reopening' && l.peer === 'east')).toBe(true);
 });
