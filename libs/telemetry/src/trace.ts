@@ -10,6 +10,7 @@ import {
   type Context,
   context,
   type Link,
+  ProxyTracerProvider,
   propagation,
   ROOT_CONTEXT,
   type Span,
@@ -158,4 +159,17 @@ export function extractNatsHeaders(
 /** True inside a span that is recorded (tracing on and sampled): skip work only a trace needs. */
 export function isTracing(): boolean {
   return trace.getActiveSpan()?.isRecording() === true;
+}
+
+/** The API's no-op provider: what the global provider delegates to until one is registered. */
+const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/**
+ * False while no tracer provider is registered (no SDK, no test provider): every span is then a
+ * no-op whatever its parent, so a message's trace context need not even be read. True when in
+ * doubt (another copy of the API in the process).
+ */
+export function tracerRegistered(): boolean {
+  const p = trace.getTracerProvider();
+  return !(p instanceof ProxyTracerProvider) || p.getDelegate() !== NOOP_TRACER_PROVIDER;
 }

@@ -245,7 +245,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       try {
         for await (const m of messages) {
           observer.received(m.seq);
-          applier.enqueue(m.seq, m.data, m.headers, Date.now());
+          applier.enqueue(m.seq, m.data, () => m.headers, Date.now());
           wake?.();
         }
       } catch (err) {

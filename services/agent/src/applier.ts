@@ -30,7 +30,8 @@ export class Restart extends Error {}
 interface Pending {
   seq: number;
   data: Uint8Array;
-  headers?: MsgHdrs | undefined;
+  /** Read only if the apply is traced (see AgentObserver). */
+  headers: () => MsgHdrs | undefined;
   receivedAt: number;
 }
 
@@ -82,7 +83,7 @@ export class RevisionApplier {
     this.queue = [];
   }
 
-  enqueue(seq: number, data: Uint8Array, headers: MsgHdrs | undefined, receivedAt: number): void {
+  enqueue(seq: number, data: Uint8Array, headers: () => MsgHdrs | undefined, receivedAt: number): void {
     this.queue.push({ seq, data, headers, receivedAt });
   }
 
@@ -165,7 +166,7 @@ export class RevisionApplier {
     if (this.queue.length > 0 && !this.deps.stopped()) await this.applyPending();
   }
 
-  private fold(seq: number, data: Uint8Array, headers?: MsgHdrs): void {
+  private fold(seq: number, data: Uint8Array, headers: () => MsgHdrs | undefined): void {
     const state = this.state;
     if (seq <= state.revision) return; // already folded (redelivery after a consumer reset)
     if (seq !== state.revision + 1)

@@ -22,7 +22,7 @@ const traceparent = `00-4bf92f3577b34da6a3ce929d0e0e4736-${PUBLISH}-01`;
 function folded(obs: AgentObserver, n: number): void {
   const h = headers();
   h.set('traceparent', traceparent);
-  obs.foldedRevision({ revision: n, createdAt: new Date(), events: [] } as unknown as ChangeSet, h);
+  obs.foldedRevision({ revision: n, createdAt: new Date(), events: [] } as unknown as ChangeSet, () => h);
 }
 
 const outcome = (revision: number, ok = true) => ({

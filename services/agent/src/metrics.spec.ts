@@ -54,8 +54,8 @@ describe('AgentObserver', () => {
     const backend = obs.wrap(await MemoryMapBackend.open());
     obs.received(4);
     obs.received(5);
-    obs.foldedRevision(revision(4), withTraceparent(tp(PUBLISH_4)));
-    obs.foldedRevision(revision(5), withTraceparent(tp(PUBLISH_5)));
+    obs.foldedRevision(revision(4), () => withTraceparent(tp(PUBLISH_4)));
+    obs.foldedRevision(revision(5), () => withTraceparent(tp(PUBLISH_5)));
     const apply = obs.beginApply(5);
     apply.compileStarted();
     apply.compiled({ 'mesh.full_compile': false });
@@ -144,7 +144,7 @@ describe('AgentObserver', () => {
 
   it('a failed apply: error status and exception on the apply and map-write spans; counted', async () => {
     const obs = new AgentObserver('n2', 'east');
-    obs.foldedRevision(revision(7), withTraceparent(tp(PUBLISH_4)));
+    obs.foldedRevision(revision(7), () => withTraceparent(tp(PUBLISH_4)));
     const apply = obs.beginApply(7);
     apply.compileStarted();
     apply.compiled({});
@@ -186,7 +186,7 @@ describe('AgentObserver', () => {
 
   it('a compile failure ends the compile and apply spans with the error; no parent without a traceparent', () => {
     const obs = new AgentObserver('n1', 'east');
-    obs.foldedRevision(revision(9), headers());
+    obs.foldedRevision(revision(9), () => headers());
     const apply = obs.beginApply(9);
     apply.compileStarted();
     apply.failed(new Error('reading the maps back failed'));
@@ -200,7 +200,7 @@ describe('AgentObserver', () => {
 
   it('revisions committed before the agent started (catch-up) are not propagation samples', () => {
     const obs = new AgentObserver('n1', 'east');
-    obs.foldedRevision(revision(1, new Date(Date.now() - 3_600_000)), undefined);
+    obs.foldedRevision(revision(1, new Date(Date.now() - 3_600_000)), () => undefined);
     obs.outcome({
       ok: true,
       kind: 'apply',

@@ -16,6 +16,7 @@ import {
   SpanKind,
   trace,
   tracer,
+  tracerRegistered,
   tracingEnabled,
 } from '@meshplane/telemetry';
 
@@ -44,7 +45,8 @@ const SPAN_BATCH_MAX = 64;
 interface Folded {
   revision: number;
   committedAtMs: number;
-  ctx: Context;
+  /** The message's headers, read only if a span will use them (decoding them is a few KB each). */
+  headers: () => MsgHdrs | undefined;
 }
 
 export class AgentObserver {
@@ -124,9 +126,9 @@ export class AgentObserver {
   }
 
   /** A revision was folded into the desired state; its headers carry the relay's publish span. */
-  foldedRevision(cs: ChangeSet, headers: MsgHdrs | undefined): void {
+  foldedRevision(cs: ChangeSet, headers: () => MsgHdrs | undefined): void {
     const committedAtMs = cs.createdAt.getTime();
-    this.folded.push({ revision: cs.revision, committedAtMs, ctx: extractNatsHeaders(headers) });
+    this.folded.push({ revision: cs.revision, committedAtMs, headers });
     // Catch-up after a restart is not propagation: only revisions committed while this agent ran.
     if (committedAtMs >= this.startedAtMs - 1000) this.unapplied.set(cs.revision, committedAtMs);
   }
@@ -265,12 +267,15 @@ export class ApplyTrace {
     readonly revision: number,
     inputs: Folded[],
   ) {
-    // Parent: the newest revision's publish span; the older coalesced ones are links.
+    // Parent: the newest revision's publish span; the older coalesced ones are links. Without a
+    // tracer provider the spans are no-ops: the headers stay unread.
     const newest = inputs[inputs.length - 1];
-    this.parent = newest && trace.getSpanContext(newest.ctx) ? newest.ctx : context.active();
+    const live = tracerRegistered();
+    const ctx = live && newest ? extractNatsHeaders(newest.headers()) : undefined;
+    this.parent = ctx && trace.getSpanContext(ctx) ? ctx : context.active();
     this.links = [];
-    for (const f of inputs.slice(0, -1).slice(-MAX_LINKS)) {
-      const sc = trace.getSpanContext(f.ctx);
+    for (const f of live ? inputs.slice(0, -1).slice(-MAX_LINKS) : []) {
+      const sc = trace.getSpanContext(extractNatsHeaders(f.headers()));
       if (sc) this.links.push({ context: sc, attributes: { 'mesh.revision': f.revision } });
     }
     this.attributes = {
