@@ -35,7 +35,8 @@ import { DEFAULT_STATUS_INTERVAL_MS, StatusReporter } from './status';
  *      still holds it and there is a checkpoint to resume, otherwise take the
  *      API snapshot (the maps hold compiled entries, not resources, so the
  *      state at the checkpoint must come from one of the two);
- *   3. consume the stream with an ORDERED consumer from the next revision;
+ *   3. consume the stream in order from the next revision (a push consumer per
+ *      generation, reopened where it stopped: stream-tail.ts);
  *   4. per batch of buffered revisions (coalesced): evolve, compile, diff the
  *      touched keys against the maps, apply the ordered ops, checkpoint, report
  *      status (applier.ts).

@@ -1,13 +1,13 @@
 import type { ConsumerNotification } from '@nats-io/jetstream';
 import type { Logger } from './logger';
 
-/** Routine events of a pull consumer: heartbeats, new pulls, and pulls that expired (408) with room left. */
+/** Routine events of the revision consumer: idle heartbeats, flow control (and a pull's, should one be used). */
 const ROUTINE_CONSUMER_EVENTS = new Set(['heartbeat', 'next', 'flow_control', 'discard']);
 
 /**
- * The revision consumer's own troubles (missed heartbeats, a recreated ordered consumer, a 409
- * from the server) are logged: each one means revisions may have waited, up to two idle
- * heartbeats (half the pull's expiry each), before the client recovered by itself.
+ * The revision consumer's own troubles (missed heartbeats, a deleted consumer, a status from the
+ * server) are logged: each one means revisions may have waited up to two idle heartbeats
+ * (MESH_CONSUMER_HEARTBEAT_MS each) before the agent opened a new consumer.
  */
 export async function logConsumerEvents(
   events: AsyncIterable<ConsumerNotification>,
