@@ -7,24 +7,18 @@ import {
   Reconciler,
 } from '@meshplane/dataplane';
 import type { MeshState } from '@meshplane/domain';
-import {
-  connectNats,
-  provisionStatusBucket,
-  RevisionCodecError,
-  StreamTailError,
-  streamName,
-  tailStream,
-} from '@meshplane/messaging';
+import { connectNats, provisionStatusBucket, streamName, tailStream } from '@meshplane/messaging';
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AppliedWaiters } from './applied-waiters';
-import { Restart, RevisionApplier } from './applier';
+import { RevisionApplier } from './applier';
 import { chooseBase, restoreHistory } from './bootstrap';
 import type { AgentConfig } from './config';
 import { logConsumerEvents } from './consumer-events';
 import { type Dataplane, type DataplaneStatus, fromBpfBackend, openDataplane } from './dataplane';
 import { consoleLogger, type Logger } from './logger';
 import { AgentObserver } from './metrics';
+import { resumeAfter } from './resume';
 import { httpSnapshotSource, type SnapshotSource } from './snapshot';
 import { DEFAULT_STATUS_INTERVAL_MS, StatusReporter } from './status';
 
@@ -322,34 +316,19 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         resumeBackoff = 0;
       } catch (err) {
         const message = (err as Error).message;
-        // A gap, or a revision that cannot be read, needs a new base state; anything else
-        // (NATS restarting, a timeout) only needs the consumer again, from where it stopped.
-        if (err instanceof Restart || err instanceof RevisionCodecError) {
+        const r = resumeAfter(err, {
+          backoff: resumeBackoff,
+          retryMs,
+          progressed: applier.state.revision > revisionBefore,
+        });
+        resumeBackoff = r.backoff;
+        pause = r.pauseMs;
+        if (r.rebootstrap) {
           needBootstrap = true;
-          // A revision that cannot be folded would fail the same way on a replay: the snapshot skips it.
           preferSnapshot = true;
-          log.warn('re-bootstrapping', { reason: message });
+          log.warn(r.msg, { reason: message });
           reporter.setState('BOOTSTRAPPING', message);
-        } else if (err instanceof StreamTailError) {
-          // The consumer may have lost deliveries: a new one from where it stopped, at once unless
-          // the last one also ended without progress.
-          if (applier.state.revision > revisionBefore) resumeBackoff = 0;
-          pause = resumeBackoff;
-          resumeBackoff = Math.min(retryMs, Math.max(50, resumeBackoff * 2));
-          const fields = { reason: message, from: applier.state.revision + 1, retryInMs: pause };
-          if (err.reason === 'reconnect')
-            log.info('nats reconnected; resuming the revision consumer', fields);
-          else log.warn('revision consumer restarted', fields);
-        } else {
-          // Typically JetStream not ready yet after a reconnect: retry soon, backing off to retryMs.
-          resumeBackoff = Math.min(retryMs, Math.max(50, resumeBackoff * 2));
-          pause = resumeBackoff;
-          log.warn('revision consumer failed; resuming', {
-            reason: message,
-            from: applier.state.revision + 1,
-            retryInMs: pause,
-          });
-        }
+        } else log[r.level](r.msg, { reason: message, from: applier.state.revision + 1, retryInMs: pause });
         void reporter.publish();
       }
       if (!stopped && pause > 0) await sleep(pause);
