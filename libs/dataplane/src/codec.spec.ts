@@ -159,6 +159,19 @@ describe('codecs are byte-exact with bpf/mesh_maps.h', () => {
     expect(() => ipv4ToU32('127.0.1')).toThrow();
     expect(() => ipv4ToU32('127.0.1.256')).toThrow();
   });
+
+  it('ipv4ToU32 accepts exactly four dotted parts of 1-3 digits, each <= 255', () => {
+    const ok: Array<[string, number]> = [
+      ['0.0.0.0', 0],
+      ['255.255.255.255', 0xffffffff],
+      ['010.1.1.1', 0x0a010101], // leading zeros: decimal, as before
+      ['1.2.3.4', 0x01020304],
+    ];
+    for (const [ip, n] of ok) expect(ipv4ToU32(ip)).toBe(n);
+    const bad = ['', '1.2.3', '1.2.3.4.5', '256.1.1.1', '1.2.3.256', '1..2.3', '.1.2.3', '1.2.3.', 'a.b.c.d'];
+    bad.push('1.2.3.4 ', ' 1.2.3.4', '1.2.3.0004', '1.2.3.-1', '1e2.1.1.1', '1.2.3.4\n', '１.2.3.4');
+    for (const ip of bad) expect(() => ipv4ToU32(ip)).toThrow(`not an IPv4 address: ${ip}`);
+  });
 });
 
 describe('ipv4OrUndefined', () => {

@@ -238,15 +238,26 @@ export const codecs = {
 
 /** Dotted quad -> u32 (host arithmetic). Throws on anything but four octets 0-255. */
 export function ipv4ToU32(ip: string): number {
-  const parts = ip.split('.');
-  if (parts.length !== 4) throw new RangeError(`not an IPv4 address: ${ip}`);
+  // Dotted quad, 1-3 ASCII digits per part, each <= 255; scanned without split or regex (the
+  // incremental compiler parses a few addresses per revision on every agent).
   let n = 0;
-  for (const p of parts) {
-    const o = Number(p);
-    if (!/^\d{1,3}$/.test(p) || o > 255) throw new RangeError(`not an IPv4 address: ${ip}`);
-    n = n * 256 + o;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + (c - 48);
+      digits++;
+    } else if (c === 46 && digits > 0 && part <= 255 && dots < 3) {
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else throw new RangeError(`not an IPv4 address: ${ip}`);
   }
-  return n;
+  if (dots !== 3 || digits === 0 || part > 255) throw new RangeError(`not an IPv4 address: ${ip}`);
+  return n * 256 + part;
 }
 
 /** An address as a number, or undefined when it is not a dotted IPv4 address. */

@@ -1,5 +1,5 @@
 import { DesiredWriter } from './desired-writer';
-import { digestMapSet } from './maps';
+import { digestMapSet, entryDigest } from './maps';
 
 describe('DesiredWriter', () => {
   it('keeps the digest of the maps, and touches only keys whose value changed', () => {
@@ -48,5 +48,15 @@ describe('DesiredWriter', () => {
     expect(w.desired).not.toBe(before);
     expect(w.finish(5, []).digest).toBe(0n);
     expect(before.maps.mesh_backends.get('k')).toBe('v');
+  });
+});
+
+describe('entryDigest', () => {
+  it('is pinned: the digest in maps written by earlier agents still matches theirs', () => {
+    expect(entryDigest('mesh_services', '\x7f\x64\x00\x01\x1f\x90\x06', '\x01\x02\xff')).toEqual([
+      1573808594, 3184268828,
+    ]);
+    expect(entryDigest('mesh_id_names', '', '')).toEqual([940354920, 343317638]);
+    expect(entryDigest('mesh_policy', 'k', 'v')).toEqual([20900216, 3541225290]);
   });
 });
