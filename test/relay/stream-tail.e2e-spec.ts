@@ -84,7 +84,7 @@ describe('tailStream: how agents and importers read a stream (a push consumer pe
     next.stop();
   });
 
-  it('refuses a start before sequence 1 and a stream that does not exist, leaving no consumer', async () => {
+  it('refuses a start before sequence 1 and a stream that does not exist', async () => {
     await expect(tailStream(nats.nc, js, nats.jsm, { stream, startSeq: 0 })).rejects.toThrow(
       'startSeq must be a positive integer, got 0',
     );

@@ -87,18 +87,27 @@ export async function tailStream(
     idle_heartbeat: nanos(hbMs),
   });
   const messages = await pc.consume();
-  let info: Awaited<ReturnType<JetStreamManager['consumers']['add']>>;
-  try {
-    info = await jsm.consumers.add(opts.stream, config);
-  } catch (err) {
-    messages.stop();
-    throw err;
-  }
-  const name = info.name;
   let stopped = false;
   const fail = (err: StreamTailError) => {
     if (!stopped) messages.stop(err);
   };
+  // Watched from before the consumer exists: a reconnect while it is being made may have lost it.
+  const connection = nc.status();
+  void (async () => {
+    for await (const s of connection)
+      if (s.type === 'reconnect') fail(new StreamTailError('nats reconnected', 'reconnect'));
+  })().catch(() => undefined);
+  const stopWatching = () => (connection as { stop?: () => void }).stop?.();
+  let info: Awaited<ReturnType<JetStreamManager['consumers']['add']>>;
+  try {
+    info = await jsm.consumers.add(opts.stream, config);
+  } catch (err) {
+    stopped = true;
+    messages.stop();
+    stopWatching();
+    throw err;
+  }
+  const name = info.name;
 
   // Missed heartbeats: the library only reports them for a plain push consumer.
   void (async () => {
@@ -106,15 +115,10 @@ export async function tailStream(
       if (n.type === 'heartbeats_missed')
         fail(new StreamTailError(`${n.count} idle heartbeats missed on ${opts.stream}`, 'heartbeats_missed'));
   })().catch(() => undefined);
-  const connection = nc.status();
-  void (async () => {
-    for await (const s of connection)
-      if (s.type === 'reconnect') fail(new StreamTailError('nats reconnected', 'reconnect'));
-  })().catch(() => undefined);
   const end = () => {
     stopped = true;
     messages.stop();
-    (connection as { stop?: () => void }).stop?.();
+    stopWatching();
     void jsm.consumers.delete(opts.stream, name).catch(() => undefined);
   };
 

@@ -206,21 +206,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       stopped: () => stopped,
     });
 
-  // After a NATS reconnect (a restarted server may have lost the consumer) the agent stops the
-  // consumer and starts a new one from where it stopped right away, also when the reconnect
-  // happened while the consumer was being made (the tail itself only watches once it exists).
-  let reconnects = 0;
-  let consumeStartedAt = 0;
   let resumeBackoff = 0;
-  void (async () => {
-    for await (const s of nc.status()) {
-      if (stopped) break;
-      if (s.type !== 'reconnect') continue;
-      reconnects++;
-      stopConsumer?.();
-      wake?.();
-    }
-  })().catch(() => undefined);
 
   const consume = async (start: number): Promise<void> => {
     // A push consumer per call (stream-tail.ts): a lost delivery, missed heartbeats or a reconnect
@@ -231,7 +217,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       idleHeartbeatMs: config.consumerHeartbeatMs,
     });
     stopConsumer = () => messages.stop();
-    if (stopped || reconnects > consumeStartedAt) messages.stop(); // a reconnect while it was being made
+    if (stopped) messages.stop();
     void logConsumerEvents(messages.status(), log);
     let failure: Error | undefined;
     let pumpEnded = false;
@@ -262,7 +248,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       if (applier.backlog > 0) continue; // arrived while applying: coalesce them now
       if (applier.identitiesPending) continue; // a workload cgroup changed
       if (pumpEnded) break;
-      // One fresh promise per wait, resolved by the pump, stop(), a reconnect or a cgroup scan.
+      // One fresh promise per wait, resolved by the pump (also when it ends), stop() or a cgroup scan.
       // Never a race with the pump itself: each race leaves a reaction on a promise that stays
       // pending for the consumer's whole life, ~400 bytes kept per revision.
       await new Promise<void>((r) => {
@@ -303,16 +289,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         needBootstrap = false;
       }
       let pause = retryMs;
-      consumeStartedAt = reconnects;
       const revisionBefore = applier.state.revision;
       try {
         await consume(start);
-        if (!stopped && reconnects > consumeStartedAt) {
-          // The old consumer may be gone with the server: a new one at once, from where it stopped.
-          log.info('nats reconnected; resuming the revision consumer', { from: applier.state.revision + 1 });
-          pause = 0;
-        } else if (!stopped)
-          log.warn('revision consumer ended; resuming', { from: applier.state.revision + 1 });
+        if (!stopped) log.warn('revision consumer ended; resuming', { from: applier.state.revision + 1 });
         resumeBackoff = 0;
       } catch (err) {
         const message = (err as Error).message;
