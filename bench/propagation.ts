@@ -12,7 +12,8 @@
  * round-robin; each its own heap), each agent with its own NATS connection, as on real nodes.
  * Changes are committed one at a time; each waits until every agent applied it (the agent's
  * in-process hook AgentHandle.waitForRevision: the reconciler wrote the maps and the checkpoint),
- * then the next one is committed after `--gap-ms`.
+ * then the next one is committed after `--gap-ms`. The first `--warmup-changes` after each fleet
+ * (re)start are not measured (they pay for the start-up's garbage; reported apart).
  *
  * Stages of each change, all on one monotonic clock: append() called -> committed (append
  * resolved) -> published (a core subscriber on the revision subject in the main thread got it) ->
@@ -102,7 +103,8 @@ async function main(): Promise<void> {
         latency:
           'p50_ms / p99_ms: from append() resolved (committed) to the last agent having applied the revision ' +
           '(AgentHandle.waitForRevision, an in-process hook: maps written and checkpoint stored), single-resource ' +
-          `changes (one Workload weight 1..4), one at a time, ${args.gapMs} ms apart; headline = most agents x largest mesh`,
+          `changes (one Workload weight 1..4), one at a time, ${args.gapMs} ms apart, after ${args.warmupChanges} ` +
+          'warm-up changes per combination (reported apart as its `warmup`); headline = most agents x largest mesh',
         floor:
           'a plain JetStream publish (js.publish, msgID, the same headers and payload bytes as a measured revision ' +
           'message) to a stream configured like the revision stream, received by the same number of ' +

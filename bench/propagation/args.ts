@@ -13,6 +13,12 @@ export const DEFAULTS = {
   changes: 100,
   /** ...and for the headline combination (most agents, large mesh), and floor samples. */
   headlineChanges: 200,
+  /**
+   * Changes committed after each fleet (re)start and before the measured ones, reported apart
+   * (`warmup` of each combination): the agents' first changes pay for the start-up's garbage and
+   * code not yet optimized, which bootstrap_10k_ms and fleet_start_ms_per_agent measure instead.
+   */
+  warmupChanges: 20,
   /** Pause between one change being applied everywhere and the next commit. */
   gapMs: 20,
   /** Worker threads hosting the agents (round-robin). */

@@ -1,5 +1,6 @@
 /** Garbage-collection pauses of the calling thread, from the `gc` performance entries. */
-import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
+import { constants, type PerformanceEntry, PerformanceObserver, performance } from 'node:perf_hooks';
+import { nowMs } from '../lib';
 
 export interface GcStats {
   count: number;
@@ -9,7 +10,17 @@ export interface GcStats {
   majorCount: number;
   majorTotalMs: number;
   majorMaxMs: number;
+  /** Pauses of at least PAUSE_MS: when (nowMs clock) and how long, to lay beside slow changes. */
+  pauses: GcPause[];
 }
+
+export interface GcPause {
+  at: number;
+  ms: number;
+  major: boolean;
+}
+
+const PAUSE_MS = 1;
 
 const empty = (): GcStats => ({
   count: 0,
@@ -18,11 +29,14 @@ const empty = (): GcStats => ({
   majorCount: 0,
   majorTotalMs: 0,
   majorMaxMs: 0,
+  pauses: [],
 });
 
 export class GcWatch {
   private acc = empty();
   private readonly obs: PerformanceObserver;
+  // Both clocks are monotonic; entries carry performance.now() times, the benchmark uses nowMs().
+  private readonly offset = nowMs() - performance.now();
 
   constructor() {
     this.obs = new PerformanceObserver((list) => {
@@ -37,7 +51,9 @@ export class GcWatch {
     a.totalMs += e.duration;
     a.maxMs = Math.max(a.maxMs, e.duration);
     const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
-    if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+    const major = kind === constants.NODE_PERFORMANCE_GC_MAJOR;
+    if (e.duration >= PAUSE_MS) a.pauses.push({ at: e.startTime + this.offset, ms: e.duration, major });
+    if (major) {
       a.majorCount++;
       a.majorTotalMs += e.duration;
       a.majorMaxMs = Math.max(a.majorMaxMs, e.duration);

@@ -103,6 +103,23 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
         `${Math.ceil(head.agents / w.length)} agents' state in one heap; a real agent's heap is ~1/${Math.ceil(head.agents / w.length)} of that).`,
     );
   }
+  const slow = head?.stats.slowest_changes;
+  if (slow?.length)
+    out.push(
+      `the ${slow.length} slowest changes (commit -> all applied; relay, received by every thread, each thread's ` +
+        `span; GC pauses that overlapped, ms per thread): ${slow
+          .map(
+            (x) =>
+              `${x.commit_to_all_applied} ms = ${x.committed_to_published} + ${x.published_to_received_by_every_thread} + ` +
+              `[${x.thread_received_to_last_applied.join(', ')}]` +
+              (Object.keys(x.gc_ms).length
+                ? ` (GC ${Object.entries(x.gc_ms)
+                    .map(([t, ms]) => `${t === 'main' ? 'main' : `worker ${t}`} ${ms}`)
+                    .join(', ')})`
+                : ''),
+          )
+          .join('; ')}.`,
+    );
   const ratios = (large?.combinations ?? [])
     .filter((c) => c.floor)
     .map(

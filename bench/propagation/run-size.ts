@@ -29,9 +29,16 @@ import {
 import { ACTOR, type Args, NATS_URL, REASON } from './args';
 import { Fleet } from './fleet';
 import { type FloorResult, floorRun } from './floor';
-import { GcWatch } from './gc';
+import { type GcStats, GcWatch } from './gc';
 import { seedChangeSets, WeightChanges, WORKLOADS_PER_SERVICE } from './mesh';
-import { AGENT_MARKS, type Combination, profilePerAgentChange, type Sample, stageSummaries } from './stats';
+import {
+  AGENT_MARKS,
+  type Combination,
+  profilePerAgentChange,
+  type Sample,
+  stageSummaries,
+  warmupSummary,
+} from './stats';
 import { LogCounter, Observer, sleep, traceparent, untilTrue, validate } from './support';
 
 /** One agent from empty maps (a new MemoryMapBackend) to `head`, in this thread, with its own NATS connection. */
@@ -260,6 +267,12 @@ export async function runSize(
         t0,
         `[${cluster}] ${n} agents at head ${head} (${startMs.length} started in ${formatMs(nowMs() - tg)}, ${args.workers} workers)`,
       );
+      const warmup: Sample[] = [];
+      for (let k = 0; k < args.warmupChanges; k++) {
+        const x = await commitAndWait();
+        warmup.push(x);
+        head = x.revision;
+      }
       await fleet.stats(); // resets the workers' utilization and GC windows
       mainGc.take();
       const elu0 = performance.eventLoopUtilization();
@@ -275,7 +288,11 @@ export async function runSize(
       const mainElu = performance.eventLoopUtilization(elu0).utilization;
       const cpuMs = processCpuSince(cpu0);
       const st = await fleet.stats();
-      const stats = stageSummaries(samples);
+      const mainGcStats = mainGc.take();
+      const stats = stageSummaries(samples, [
+        ...mainGcStats.pauses.map((p) => ({ worker: -1, ...p })),
+        ...st.flatMap((w, worker) => w.gc.pauses.map((p) => ({ worker, ...p }))),
+      ]);
       combinations.push({
         agents: n,
         services,
@@ -288,8 +305,9 @@ export async function runSize(
         worker_elu: st.map((w) => round(w.elu, 3)),
         worker_heap_mb: st.map((w) => Math.round(w.heapUsedMb)),
         rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
-        gc: { main: mainGc.take(), workers: st.map((w) => w.gc) },
+        gc: { main: withoutPauses(mainGcStats), workers: st.map((w) => withoutPauses(w.gc)) },
         stats,
+        ...(warmup.length ? { warmup: warmupSummary(warmup) } : {}),
       });
       const c = stats.commit_to_all_applied_ms;
       progress(
@@ -355,4 +373,9 @@ export async function runSize(
     await store?.close().catch(() => undefined);
     await dbs.drop(db).catch(() => undefined);
   }
+}
+
+/** GC totals for the results; the pauses themselves only go beside the slowest changes. */
+function withoutPauses({ pauses: _, ...rest }: GcStats): Omit<GcStats, 'pauses'> {
+  return rest;
 }

@@ -2,7 +2,7 @@
 import { round, roundSummary, type Summary, summarize } from '../lib';
 import type { ProfileSummary } from '../lib/cpu-profile';
 import type { FloorResult } from './floor';
-import type { GcStats } from './gc';
+import type { GcPause, GcStats } from './gc';
 
 export interface Sample {
   revision: number;
@@ -19,7 +19,10 @@ export interface Sample {
   applyMs: number[];
 }
 
-export function stageSummaries(samples: Sample[]) {
+/** GC pauses over the measured changes: worker thread index (-1: the main thread, relay), pause. */
+export type WorkerPauses = Array<{ worker: number } & GcPause>;
+
+export function stageSummaries(samples: Sample[], pauses: WorkerPauses = []) {
   const s = (xs: number[]): Summary | undefined => (xs.length ? roundSummary(summarize(xs), 4) : undefined);
   const pub = samples.filter((x) => x.published !== undefined) as (Sample & { published: number })[];
   const rec = samples.filter((x) => x.receivedAllThreads !== undefined) as (Sample & {
@@ -43,7 +46,47 @@ export function stageSummaries(samples: Sample[]) {
       samples.flatMap((x) => x.threads.filter((t) => t.agents > 0).map((t) => t.spanMs / t.agents)),
     ),
     agent_reconciler_apply_ms_integer: s(applies),
+    slowest_changes: slowest(samples, 5, pauses),
   };
+}
+
+/** The warm-up changes (not measured): how long the start-up's effects lasted. */
+export function warmupSummary(samples: Sample[]) {
+  return {
+    commit_to_all_applied_ms: roundSummary(summarize(samples.map((x) => x.all - x.commit)), 4),
+    by_change_ms: samples.map((x) => round(x.all - x.commit, 3)),
+  };
+}
+
+/** The `n` slowest changes (commit -> all applied), stage by stage: what the p99 is made of. */
+function slowest(samples: Sample[], n: number, pauses: WorkerPauses) {
+  const r = (x: number | undefined) => (x === undefined ? null : round(x, 3));
+  return [...samples]
+    .sort((a, b) => b.all - b.commit - (a.all - a.commit))
+    .slice(0, n)
+    .map((x) => ({
+      revision: x.revision,
+      commit_to_all_applied: r(x.all - x.commit),
+      committed_to_published: r(x.published === undefined ? undefined : x.published - x.commit),
+      published_to_received_by_every_thread: r(
+        x.published === undefined || x.receivedAllThreads === undefined
+          ? undefined
+          : x.receivedAllThreads - x.published,
+      ),
+      thread_received_to_last_applied: x.threads.map((t) => r(t.spanMs)),
+      // GC pauses that overlapped commit -> all applied, ms per thread (worker index or main).
+      gc_ms: gcOverlap(pauses, x.commit, x.all),
+    }));
+}
+
+function gcOverlap(pauses: WorkerPauses, from: number, to: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of pauses) {
+    const ms = Math.min(to, p.at + p.ms) - Math.max(from, p.at);
+    const thread = p.worker < 0 ? 'main' : String(p.worker);
+    if (ms > 0) out[thread] = round((out[thread] ?? 0) + ms, 2);
+  }
+  return out;
 }
 
 /** Agent-side function names whose inclusive time the worker profile reports. */
@@ -99,8 +142,10 @@ export interface Combination {
   worker_heap_mb: number[];
   rss_mb: number;
   /** Garbage collection during the measured changes: the main thread and each worker thread. */
-  gc: { main: GcStats; workers: GcStats[] };
+  gc: { main: Omit<GcStats, 'pauses'>; workers: Omit<GcStats, 'pauses'>[] };
   stats: ReturnType<typeof stageSummaries>;
+  /** The warm-up changes right after the fleet (re)started, not in `stats`. */
+  warmup?: ReturnType<typeof warmupSummary>;
   /** Large mesh only: the floor with as many stream readers as there are agents, right after. */
   floor?: FloorResult;
 }
