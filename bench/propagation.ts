@@ -42,7 +42,7 @@ import {
   TempDatabases,
   writeResults,
 } from './lib';
-import { DEFAULTS, NATS_URL, TARGETS } from './propagation/args';
+import { DEFAULTS, NATS_URL, targetsOf } from './propagation/args';
 import { WORKLOADS_PER_SERVICE } from './propagation/mesh';
 import {
   combinationTable,
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     const file = writeResults({
       benchmark: 'propagation',
       metrics,
-      targets: TARGETS,
+      targets: targetsOf(metrics),
       params: {
         ...args,
         nats_url: NATS_URL,
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
       durationMs,
     });
     process.stdout.write(
-      `\npropagation on ${printMachine(machine)}\n\n${formatTable(metrics, TARGETS)}\n\n${table}\n\n`,
+      `\npropagation on ${printMachine(machine)}\n\n${formatTable(metrics, targetsOf(metrics))}\n\n${table}\n\n`,
     );
     for (const f of details.findings as string[]) process.stdout.write(`- ${f}\n`);
     process.stdout.write(`\nwritten ${file} in ${formatMs(durationMs)}\n`);

@@ -42,7 +42,14 @@ export type Args = typeof DEFAULTS;
 
 export const TARGETS: Record<string, Target> = {
   p99_ratio: { op: '<=', threshold: 2 },
+  /** Issue 6; only when the tracing run ran (`--tracing`). */
+  tracing_overhead_ratio: { op: '<=', threshold: 1.1 },
 };
+
+/** The targets whose metric this run measured. */
+export function targetsOf(metrics: Record<string, number>): Record<string, Target> {
+  return Object.fromEntries(Object.entries(TARGETS).filter(([name]) => metrics[name] !== undefined));
+}
 
 export const NATS_URL = process.env.NATS_URL || 'nats://127.0.0.1:4222';
 export const ACTOR = 'bench-propagation';

@@ -158,7 +158,10 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
   for (const [name, t] of Object.entries(TARGETS))
     if (m[name] !== undefined && !meetsTarget(m[name]!, t))
       out.push(
-        `${name} MISS (${m[name]} vs ${t.op} ${t.threshold}): see the stage breakdown above and details.sizes.`,
+        `${name} MISS (${m[name]} vs ${t.op} ${t.threshold}): ` +
+          (name === 'tracing_overhead_ratio'
+            ? 'see details.tracing (on/off, and the POST alone).'
+            : 'see the stage breakdown above and details.sizes.'),
       );
   return out;
 }

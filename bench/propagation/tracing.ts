@@ -134,8 +134,8 @@ function until<T>(what: string, timeoutMs: number, check: () => T | undefined, p
 
 interface Stack {
   tracing: boolean;
-  /** One change, from the POST to every agent's `applied`, in ms. */
-  measure(): Promise<number>;
+  /** One change, from the POST to every agent's `applied`, and the POST alone (the API's answer), in ms. */
+  measure(): Promise<{ ms: number; postMs: number }>;
   stop(): Promise<void>;
 }
 
@@ -283,8 +283,10 @@ async function startStack(
       tracing,
       async measure() {
         const t = nowMs();
-        await untilApplied(await change());
-        return nowMs() - t;
+        const rev = await change();
+        const postMs = nowMs() - t;
+        await untilApplied(rev);
+        return { ms: nowMs() - t, postMs };
       },
       stop,
     };
@@ -301,6 +303,9 @@ export async function runTracingOverhead(input: TracingRunInput): Promise<ExtraR
   try {
     const off: number[] = [];
     const on: number[] = [];
+    // The POST's own share (API: validate, append, answer), to tell the API's overhead from the rest.
+    const postOff: number[] = [];
+    const postOn: number[] = [];
     // Both stacks run side by side and take turns, one change at a time (off, on, on, off, ...):
     // each pair of samples sees the same machine state, which a shared 2-core machine is not
     // from one minute to the next.
@@ -312,7 +317,9 @@ export async function runTracingOverhead(input: TracingRunInput): Promise<ExtraR
       for (let i = 0; i < a.changes; i++) {
         for (const stack of i % 2 === 0 ? stacks : [...stacks].reverse()) {
           await new Promise((r) => setTimeout(r, a.gapMs));
-          (stack.tracing ? on : off).push(await stack.measure());
+          const m = await stack.measure();
+          (stack.tracing ? on : off).push(m.ms);
+          (stack.tracing ? postOn : postOff).push(m.postMs);
         }
       }
     } finally {
@@ -340,6 +347,7 @@ export async function runTracingOverhead(input: TracingRunInput): Promise<ExtraR
         params: a,
         off: sOff,
         on: sOn,
+        post_ms: { off: summarize(postOff), on: summarize(postOn) },
         otlp_requests: sink.requests,
         otlp_bytes: sink.bytes,
         load_average_before: loadBefore.map((x) => round(x, 2)),
