@@ -143,7 +143,8 @@ async function watch(h: AgentHandle): Promise<void> {
   let next = 1;
   while (!stopping) {
     try {
-      await h.waitForRevision(next, 600_000);
+      // No timeout: a timer per agent per revision would be the harness's cost on the agents' thread.
+      await h.waitForRevision(next, Number.POSITIVE_INFINITY);
     } catch {
       continue;
     }

@@ -65,13 +65,17 @@ export class DesiredWriter {
   /** Deletes the retired entries no redo wrote again. */
   dropRetired(): void {
     for (const map of MANAGED_MAPS) {
-      for (const key of this.retiring[map]) this.del(map, key);
-      this.retiring[map].clear();
+      const keys = this.retiring[map];
+      // Most maps retire nothing in an update; clear() would still allocate a fresh table.
+      if (keys.size === 0) continue;
+      for (const key of keys) this.del(map, key);
+      keys.clear();
     }
   }
 
   set(map: ManagedMapName, key: string, value: string): void {
-    this.retiring[map].delete(key);
+    const retiring = this.retiring[map];
+    if (retiring.size > 0) retiring.delete(key);
     const m = this.desired.maps[map];
     const old = m.get(key);
     if (old === value) return;

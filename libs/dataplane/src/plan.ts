@@ -95,6 +95,7 @@ export function planOps(desired: CompiledMaps | MapSet, actual: MapSet, opts: Pl
     return keys === undefined ? [] : keys instanceof Set ? keys : new Set(keys);
   };
   for (const map of UPSERT_ORDER) {
+    if (only && only[map] === undefined) continue; // nothing touched in this map
     const keys: string[] = [];
     const values: string[] = [];
     const have = actual[map];
@@ -116,6 +117,7 @@ export function planOps(desired: CompiledMaps | MapSet, actual: MapSet, opts: Pl
     chunk('update', map, keys, values);
   }
   for (const map of DELETE_ORDER) {
+    if (only && only[map] === undefined) continue;
     const keys: string[] = [];
     const candidates = only ? onlyKeys(map) : actual[map].keys();
     for (const k of candidates) if (!want[map].has(k) && actual[map].has(k)) keys.push(k);

@@ -333,7 +333,7 @@ export class Reconciler {
         this.currentMeta = meta;
       }
       this.inflight = undefined;
-      this.errors = new Map();
+      if (this.errors.size > 0) this.errors = new Map();
       this.applied = desired;
       this.ids = undefined;
       this.stats.applies++;

@@ -150,6 +150,18 @@ describe('AppliedHistory', () => {
     }
   });
 
+  it('joins the text only when asked, with every push since the last ask in it', () => {
+    const h = new AppliedHistory(3);
+    h.push(rec(1));
+    expect(JSON.parse(h.json())).toHaveLength(1);
+    for (let r = 2; r <= 6; r++) h.push(rec(r, true)); // several applies per status write
+    const status = { ...baseStatus(), recentApplies: h.records() };
+    expect(h.json()).toBe(
+      JSON.stringify(JSON.parse(Buffer.from(encodeNodeStatus(status)).toString()).recentApplies),
+    );
+    expect(h.json()).toBe(h.json()); // asked twice: the same text
+  });
+
   it('refuses a record with an invalid date and stays as it was', () => {
     const h = new AppliedHistory(2);
     h.push(rec(1));

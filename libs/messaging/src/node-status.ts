@@ -108,15 +108,17 @@ function appliedToJson(a: AppliedRecord): string {
 }
 
 /**
- * A node's recent applies (oldest first, at most `limit`) with their wire text kept joined. The
- * agent rewrites its status after applies and on every heartbeat; re-encoding every dated record
- * each time cost more than the rest of the value, and with many agents per CPU (simulations)
- * about as much as an apply. Records are immutable once added.
+ * A node's recent applies (oldest first, at most `limit`) with each record's wire text kept. The
+ * agent rewrites its status after applies (coalesced) and on every heartbeat; re-encoding every
+ * dated record each time cost more than the rest of the value. The joined text is built when a
+ * write asks for it, not on every apply: with writes coalesced most applies are never written
+ * alone, and rejoining ~64 records per apply was the largest allocation of an agent's apply.
+ * Records are immutable once added.
  */
 export class AppliedHistory {
   private recs: AppliedRecord[] = [];
-  private lengths: number[] = [];
-  private joined = '';
+  private texts: string[] = [];
+  private joined: string | undefined = '';
 
   constructor(readonly limit: number) {
     if (!Number.isSafeInteger(limit) || limit < 1)
@@ -135,18 +137,17 @@ export class AppliedHistory {
   push(rec: AppliedRecord): void {
     const text = appliedToJson(rec); // throws on a bad date before anything changes
     this.recs.push(rec);
-    this.lengths.push(text.length);
-    this.joined = this.joined === '' ? text : `${this.joined},${text}`;
-    const drop = this.recs.length - this.limit;
-    if (drop <= 0) return;
-    let cut = 0;
-    for (const n of this.lengths.splice(0, drop)) cut += n + 1;
-    this.recs.splice(0, drop);
-    this.joined = this.joined.slice(cut);
+    this.texts.push(text);
+    if (this.recs.length > this.limit) {
+      this.recs.shift();
+      this.texts.shift();
+    }
+    this.joined = undefined;
   }
 
   /** The `recentApplies` array as JSON text. */
   json(): string {
+    this.joined ??= this.texts.join(',');
     return `[${this.joined}]`;
   }
 }

@@ -71,7 +71,7 @@ export interface AgentHandle {
   dataplane(): DataplaneStatus;
   /** The desired state in memory (tests, debugging). */
   state(): MeshState;
-  /** Resolves once the maps hold `revision` or later (checkpoint written). */
+  /** Resolves once the maps hold `revision` or later (checkpoint written); timeoutMs Infinity: never rejects. */
   waitForRevision(revision: number, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }

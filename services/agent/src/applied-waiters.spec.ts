@@ -35,4 +35,18 @@ describe('AppliedWaiters', () => {
     await expect(p).rejects.toThrow('revision 2 not applied within 500ms (n1 at 1, ERROR, boom)');
     expect(() => w.check()).not.toThrow();
   });
+
+  it('waits without a timer when the timeout is Infinity', async () => {
+    jest.useFakeTimers();
+    let applied = 1;
+    const w = new AppliedWaiters(
+      () => applied,
+      () => 'n1',
+    );
+    const p = w.wait(2, Number.POSITIVE_INFINITY);
+    expect(jest.getTimerCount()).toBe(0);
+    applied = 2;
+    w.check();
+    await expect(p).resolves.toBeUndefined();
+  });
 });

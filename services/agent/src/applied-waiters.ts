@@ -17,6 +17,7 @@ export class AppliedWaiters {
     for (const w of [...this.waiters]) w();
   }
 
+  /** `timeoutMs` Infinity: no timer at all (a watcher that waits for every revision in turn). */
   wait(revision: number, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const check = () => {
@@ -24,10 +25,12 @@ export class AppliedWaiters {
         cleanup();
         resolve();
       };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`revision ${revision} not applied within ${timeoutMs}ms (${this.describe()})`));
-      }, timeoutMs);
+      const timer = Number.isFinite(timeoutMs)
+        ? setTimeout(() => {
+            cleanup();
+            reject(new Error(`revision ${revision} not applied within ${timeoutMs}ms (${this.describe()})`));
+          }, timeoutMs)
+        : undefined;
       const cleanup = () => {
         clearTimeout(timer);
         this.waiters.delete(check);

@@ -57,7 +57,8 @@ export class AgentObserver {
   private readonly head;
   private readonly applied;
   private readonly ops;
-  private readonly opsByMap = new Map<string, BoundCounter>();
+  /** mesh_map_ops_total bound per map, then action (no key string built per write). */
+  private readonly opsByMap = new Map<string, { update?: BoundCounter; delete?: BoundCounter }>();
   private readonly errors;
   private readonly coalesced;
   /** Revisions folded into the state since the last apply began (this apply's inputs). */
@@ -151,16 +152,16 @@ export class AgentObserver {
 
   /** The backend the reconciler writes through: counts ops per map and notes the first write. */
   wrap(backend: MapBackend): MapBackend {
-    const note = (map: string, action: string, n: number) => {
+    const note = (map: string, action: 'update' | 'delete', n: number) => {
       this.writes.first ??= now();
       this.writes.perMap.set(map, (this.writes.perMap.get(map) ?? 0) + n);
-      const k = `${map}/${action}`;
-      let c = this.opsByMap.get(k);
-      if (!c) {
-        c = this.ops.bind({ ...this.labels, map, action });
-        this.opsByMap.set(k, c);
+      let byAction = this.opsByMap.get(map);
+      if (!byAction) {
+        byAction = {};
+        this.opsByMap.set(map, byAction);
       }
-      c.inc(n);
+      byAction[action] ??= this.ops.bind({ ...this.labels, map, action });
+      byAction[action].inc(n);
     };
     const wrapped: MapBackend = {
       kind: backend.kind,
