@@ -47,6 +47,8 @@ export function stageSummaries(samples: Sample[], pauses: WorkerPauses = []) {
     ),
     agent_reconciler_apply_ms_integer: s(applies),
     slowest_changes: slowest(samples, 5, pauses),
+    /** Commit -> all applied of each change in commit order: how the latency moves over the run. */
+    by_change_ms: samples.map((x) => round(x.all - x.commit, 2)),
   };
 }
 
