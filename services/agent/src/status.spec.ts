@@ -112,6 +112,7 @@ describe('StatusReporter writes', () => {
     const r = newReporter({
       recentApplies: 10,
       minIntervalMs: 250,
+      random: () => 0,
       extra: () => ({ dataplane: { repairs: 0 } }),
     });
     r.attach(kv);
@@ -146,6 +147,28 @@ describe('StatusReporter writes', () => {
     jest.advanceTimersByTime(1_000);
     await flush();
     expect(puts).toHaveLength(2);
+  });
+
+  it('spreads a coalesced write over up to a fifth of the interval past its end, never before', async () => {
+    const { puts, kv } = recordingKv();
+    const r = newReporter({ recentApplies: 10, minIntervalMs: 250, random: () => 0.999 });
+    r.attach(kv);
+    await r.publish(); // at 10_000
+    r.outcome(ok(1, Date.now()), false);
+    r.changed(); // due at 10_250, spread by floor(0.999 * 50) = 49 ms
+    jest.advanceTimersByTime(298);
+    await flush();
+    expect(puts).toHaveLength(1);
+    jest.advanceTimersByTime(1);
+    await flush();
+    expect(puts.map((p) => p.status.appliedRevision)).toEqual([0, 1]);
+    // Idle long enough: the next change is written on the next turn, with no spread.
+    jest.advanceTimersByTime(1_000);
+    r.outcome(ok(2, Date.now()), false);
+    r.changed();
+    jest.advanceTimersByTime(0);
+    await flush();
+    expect(puts.map((p) => p.status.appliedRevision)).toEqual([0, 1, 2]);
   });
 
   it('close() writes at once, replacing a scheduled write, and later changes write nothing', async () => {

@@ -27,6 +27,14 @@ import type { KV } from '@nats-io/kv';
 /** Least time between two status writes after applies (MESH_STATUS_INTERVAL_MS). */
 export const DEFAULT_STATUS_INTERVAL_MS = 250;
 
+/**
+ * A coalesced write waits out the interval plus up to this share of it, at random. Every agent
+ * applies a revision within the same few milliseconds, so without a spread their next writes all
+ * fall due together: a burst on the status stream from the whole fleet, and on a machine that
+ * hosts many agents (simulations) a burst of CPU that lands in whatever apply runs then.
+ */
+export const STATUS_WRITE_SPREAD = 0.2;
+
 export interface StatusReporterOptions {
   node: string;
   cluster: string;
@@ -35,6 +43,8 @@ export interface StatusReporterOptions {
   /** Least time between two coalesced writes (changed()); 0 writes after every change. */
   minIntervalMs?: number;
   now?: () => number;
+  /** [0, 1), for the spread of coalesced writes (tests pin it). */
+  random?: () => number;
   onPutError?: (err: Error) => void;
   /**
    * Extra top-level fields written beside the NodeStatus fields (the data plane's own facts:
@@ -159,12 +169,15 @@ export class StatusReporter {
   /**
    * A coalesced write after a change: on the next turn of the event loop when the last write
    * is at least minIntervalMs old (so the other work already queued, e.g. other agents of a
-   * simulation applying the same revision, goes first), otherwise at the end of that interval.
-   * Every change until then rides along in the one write.
+   * simulation applying the same revision, goes first), otherwise at the end of that interval
+   * plus a random spread (STATUS_WRITE_SPREAD). Every change until then rides along in the one
+   * write.
    */
   changed(): void {
     if (this.scheduled !== undefined || this.closed) return;
-    const wait = this.lastWriteAt + (this.opts.minIntervalMs ?? 0) - this.nowMs();
+    const interval = this.opts.minIntervalMs ?? 0;
+    let wait = this.lastWriteAt + interval - this.nowMs();
+    if (wait > 0) wait += Math.floor((this.opts.random ?? Math.random)() * interval * STATUS_WRITE_SPREAD);
     const fire = () => {
       this.scheduled = undefined;
       void this.publish();
