@@ -118,6 +118,71 @@ describe('node status codec', () => {
     expect(out.recentApplies).toEqual([{ ...rec }]);
   });
 
+  it('writes the history compactly: [revision, appliedAt ms, durationMs, appliedAt - receivedAt]', () => {
+    const recs: AppliedRecord[] = [
+      { revision: 9, appliedAt: new Date(1_795_000_000_123), durationMs: 2 },
+      {
+        revision: 10,
+        appliedAt: new Date(1_795_000_000_500),
+        durationMs: 0.5,
+        receivedAt: new Date(1_795_000_000_497),
+      },
+    ];
+    const wire = JSON.parse(
+      Buffer.from(encodeNodeStatus({ ...baseStatus(), recentApplies: recs })).toString(),
+    );
+    expect(wire.v).toBe(1);
+    expect(wire.recentApplies).toBeUndefined();
+    expect(wire.applies).toEqual([
+      [9, 1_795_000_000_123, 2],
+      [10, 1_795_000_000_500, 0.5, 3],
+    ]);
+    // 64 records, as an agent keeps them: about a quarter of the old objects with ISO dates.
+    const many = Array.from({ length: 64 }, (_, i) => ({
+      revision: 100_000 + i,
+      appliedAt: new Date(1_795_000_000_000 + i * 37),
+      durationMs: 3,
+      receivedAt: new Date(1_795_000_000_000 + i * 37 - 2),
+    }));
+    expect(encodeNodeStatus({ ...baseStatus(), recentApplies: many }).byteLength).toBeLessThan(2_200);
+  });
+
+  it('still reads the history as older agents wrote it (objects with ISO dates)', () => {
+    const old = {
+      v: 1,
+      ...JSON.parse(Buffer.from(encodeNodeStatus(baseStatus())).toString()),
+      recentApplies: [
+        { revision: 5, appliedAt: '2026-11-26T07:00:00.000Z', durationMs: 1 },
+        {
+          revision: 6,
+          appliedAt: '2026-11-26T07:00:01.000Z',
+          durationMs: 2,
+          receivedAt: '2026-11-26T07:00:00.990Z',
+        },
+      ],
+    };
+    expect(decodeNodeStatus(Buffer.from(JSON.stringify(old))).recentApplies).toEqual([
+      { revision: 5, appliedAt: new Date('2026-11-26T07:00:00.000Z'), durationMs: 1 },
+      {
+        revision: 6,
+        appliedAt: new Date('2026-11-26T07:00:01.000Z'),
+        durationMs: 2,
+        receivedAt: new Date('2026-11-26T07:00:00.990Z'),
+      },
+    ]);
+  });
+
+  it('rejects a malformed compact record with its path', () => {
+    const wire = JSON.parse(Buffer.from(encodeNodeStatus(baseStatus())).toString());
+    const bad = (applies: unknown) => () =>
+      decodeNodeStatus(Buffer.from(JSON.stringify({ ...wire, applies })));
+    expect(bad([[1, 2]])).toThrow('at applies.0');
+    expect(bad([[1, 2, 3, 4, 5]])).toThrow('at applies.0');
+    expect(bad([[-1, 2, 3]])).toThrow('at applies.0');
+    expect(bad([[1, 'x', 3]])).toThrow('at applies.0');
+    expect(bad([[1, 9e15, 3]])).toThrow('at applies.0');
+  });
+
   it('refuses to encode an invalid date', () => {
     const s = fc.sample(statusArb, 1)[0]!;
     expect(() => encodeNodeStatus({ ...s, heartbeatAt: new Date('x') })).toThrow(/heartbeatAt/);
@@ -157,7 +222,7 @@ describe('AppliedHistory', () => {
     for (let r = 2; r <= 6; r++) h.push(rec(r, true)); // several applies per status write
     const status = { ...baseStatus(), recentApplies: h.records() };
     expect(h.json()).toBe(
-      JSON.stringify(JSON.parse(Buffer.from(encodeNodeStatus(status)).toString()).recentApplies),
+      JSON.stringify(JSON.parse(Buffer.from(encodeNodeStatus(status)).toString()).applies),
     );
     expect(h.json()).toBe(h.json()); // asked twice: the same text
   });
