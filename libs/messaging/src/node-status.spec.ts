@@ -181,6 +181,7 @@ describe('node status codec', () => {
     expect(bad([[-1, 2, 3]])).toThrow('at applies.0');
     expect(bad([[1, 'x', 3]])).toThrow('at applies.0');
     expect(bad([[1, 9e15, 3]])).toThrow('at applies.0');
+    expect(bad([[1, 8e15, 3, -1e15]])).toThrow('at applies.0'); // received after the Date range
   });
 
   it('refuses to encode an invalid date', () => {

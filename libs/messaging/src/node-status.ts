@@ -86,7 +86,11 @@ const WireSchema = z.object({
     .array(
       z.union([
         z.tuple([rev, epochMs, z.number().nonnegative()]),
-        z.tuple([rev, epochMs, z.number().nonnegative(), z.number().int()]),
+        z
+          .tuple([rev, epochMs, z.number().nonnegative(), z.number().int()])
+          .refine(([, applied, , before]) => Math.abs(applied - before) <= 8.64e15, {
+            message: 'receive time out of range',
+          }),
       ]),
     )
     .optional(),
