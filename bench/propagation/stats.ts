@@ -19,6 +19,12 @@ export interface Sample {
   applyMs: number[];
 }
 
+/** What the benchmark measures of one change: commit -> the last agent applied it. */
+const latency = (x: Sample): number => x.all - x.commit;
+
+/** Each change's latency in commit order: how it moves over a run (transients, spikes). */
+const byChange = (samples: Sample[]): number[] => samples.map((x) => round(latency(x), 3));
+
 /** GC pauses over the measured changes: worker thread index (-1: the main thread, relay), pause. */
 export type WorkerPauses = Array<{ worker: number } & GcPause>;
 
@@ -31,7 +37,7 @@ export function stageSummaries(samples: Sample[], pauses: WorkerPauses = []) {
   })[];
   const applies = samples.flatMap((x) => x.applyMs);
   return {
-    commit_to_all_applied_ms: s(samples.map((x) => x.all - x.commit))!,
+    commit_to_all_applied_ms: s(samples.map(latency))!,
     call_to_all_applied_ms: s(samples.map((x) => x.all - x.call))!,
     stages_ms: {
       append_call_to_committed: s(samples.map((x) => x.commit - x.call)),
@@ -47,16 +53,15 @@ export function stageSummaries(samples: Sample[], pauses: WorkerPauses = []) {
     ),
     agent_reconciler_apply_ms_integer: s(applies),
     slowest_changes: slowest(samples, 5, pauses),
-    /** Commit -> all applied of each change in commit order: how the latency moves over the run. */
-    by_change_ms: samples.map((x) => round(x.all - x.commit, 2)),
+    by_change_ms: byChange(samples),
   };
 }
 
 /** The warm-up changes (not measured): how long the start-up's effects lasted. */
 export function warmupSummary(samples: Sample[]) {
   return {
-    commit_to_all_applied_ms: roundSummary(summarize(samples.map((x) => x.all - x.commit)), 4),
-    by_change_ms: samples.map((x) => round(x.all - x.commit, 3)),
+    commit_to_all_applied_ms: roundSummary(summarize(samples.map(latency)), 4),
+    by_change_ms: byChange(samples),
   };
 }
 
@@ -64,11 +69,11 @@ export function warmupSummary(samples: Sample[]) {
 function slowest(samples: Sample[], n: number, pauses: WorkerPauses) {
   const r = (x: number | undefined) => (x === undefined ? null : round(x, 3));
   return [...samples]
-    .sort((a, b) => b.all - b.commit - (a.all - a.commit))
+    .sort((a, b) => latency(b) - latency(a))
     .slice(0, n)
     .map((x) => ({
       revision: x.revision,
-      commit_to_all_applied: r(x.all - x.commit),
+      commit_to_all_applied: r(latency(x)),
       committed_to_published: r(x.published === undefined ? undefined : x.published - x.commit),
       published_to_received_by_every_thread: r(
         x.published === undefined || x.receivedAllThreads === undefined
