@@ -68,6 +68,8 @@ export interface AgentHandle {
   readonly backend: MapBackend;
   readonly reconciler: Reconciler;
   status(): ReturnType<StatusReporter['current']>;
+  /** The applied revision and its apply duration: what status() says, without the history (hot loops). */
+  applied(): ReturnType<StatusReporter['applied']>;
   dataplane(): DataplaneStatus;
   /** The desired state in memory (tests, debugging). */
   state(): MeshState;
@@ -350,6 +352,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     backend,
     reconciler,
     status: () => reporter.current(),
+    applied: () => reporter.applied(),
     dataplane: dataplaneStatus,
     state: () => applier.state,
     waitForRevision: (revision, timeoutMs = 30_000) => waiters.wait(revision, timeoutMs),

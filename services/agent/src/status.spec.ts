@@ -39,6 +39,16 @@ describe('StatusReporter', () => {
     expect(s.recentApplies!.map((a) => a.revision)).toEqual([7, 9, 12]);
   });
 
+  it('applied() says what current() says of the applied revision, also after a failure', () => {
+    const r = reporter();
+    expect(r.applied()).toEqual({ revision: 0, durationMs: null });
+    r.outcome(ok(7, 700, { durationMs: 2.5 }), false);
+    r.outcome({ ...ok(8, 800), ok: false, error: 'EIO' }, false);
+    const s = r.current();
+    expect(r.applied()).toEqual({ revision: s.appliedRevision, durationMs: s.applyDurationMs });
+    expect(r.applied()).toEqual({ revision: 7, durationMs: 2.5 });
+  });
+
   it('keeps the receive time of a revision applied on its own', () => {
     const r = reporter();
     r.outcome(ok(5, 500), false, 480);

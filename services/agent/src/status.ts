@@ -102,6 +102,11 @@ export class StatusReporter {
     return { ...this.status, recentApplies: this.history.records() };
   }
 
+  /** The applied revision and how long its apply took, without building the whole status. */
+  applied(): { revision: number; durationMs: number | null } {
+    return { revision: this.status.appliedRevision, durationMs: this.status.applyDurationMs };
+  }
+
   /** What the maps held at start-up (the checkpoint), before anything is applied. */
   restored(revision: number, appliedAtMs: number | undefined): void {
     this.status.appliedRevision = revision;
