@@ -14,6 +14,8 @@ import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { MemoryMapBackend } from '@meshplane/dataplane';
 import { cloneState, type MeshState } from '@meshplane/domain';
@@ -44,6 +46,8 @@ export type AgentWorkerRequest =
   /** Stops every agent and consumer of this worker (the worker is terminated afterwards). */
   | { type: 'stop'; id: number }
   | { type: 'stats'; id: number }
+  /** A full garbage collection of this thread's heap (after a fleet start, before measuring). */
+  | { type: 'settle'; id: number }
   /** V8 CPU profile of this thread between start and stop, summarized here. */
   | { type: 'profile-start'; id: number }
   | { type: 'profile-stop'; id: number; marks: string[] };
@@ -75,6 +79,7 @@ export type AgentWorkerReply =
   | StartedReply
   | { type: 'profile'; id: number; summary: ProfileSummary; agents: number }
   | StatsReply
+  | { type: 'settled'; id: number; heapBeforeMb: number; heapAfterMb: number }
   | { type: 'ok'; id: number }
   | { type: 'error'; id: number; message: string }
   /** An agent (by node) reached `revision` at `at`; `applyMs` is its reconciler's apply duration. */
@@ -149,9 +154,10 @@ async function watch(h: AgentHandle): Promise<void> {
       continue;
     }
     const at = nowMs();
-    const s = h.status();
-    event({ type: 'applied', node: h.node, revision: s.appliedRevision, at, applyMs: s.applyDurationMs });
-    next = Math.max(next, s.appliedRevision) + 1;
+    // Not status(): that builds the whole history, on the agents' thread, for every apply.
+    const s = h.applied();
+    event({ type: 'applied', node: h.node, revision: s.revision, at, applyMs: s.durationMs });
+    next = Math.max(next, s.revision) + 1;
   }
 }
 
@@ -232,6 +238,20 @@ async function floorStop(): Promise<void> {
   }
 }
 
+/**
+ * An ordinary full GC, as `gc()` under --expose-gc (set here, so a fresh context gets the
+ * function). Not the inspector's collectGarbage: that one shrinks the heap's growth limit too, and
+ * the next full GC then lands among the measured changes.
+ */
+let gcFn: (() => void) | undefined;
+function fullGc(): () => void {
+  if (!gcFn) {
+    v8.setFlagsFromString('--expose-gc');
+    gcFn = vm.runInNewContext('gc') as () => void;
+  }
+  return gcFn;
+}
+
 let elu = performance.eventLoopUtilization();
 let session: Session | undefined;
 
@@ -263,6 +283,12 @@ async function handle(msg: AgentWorkerRequest): Promise<AgentWorkerReply> {
         errors,
         firstMessages,
       };
+    }
+    case 'settle': {
+      const before = process.memoryUsage().heapUsed;
+      fullGc()();
+      const after = process.memoryUsage().heapUsed;
+      return { type: 'settled', id: msg.id, heapBeforeMb: before / 2 ** 20, heapAfterMb: after / 2 ** 20 };
     }
     case 'profile-start': {
       session = new Session();

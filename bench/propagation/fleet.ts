@@ -216,6 +216,14 @@ export class Fleet {
     return replies.filter((r): r is StatsReply => r.type === 'stats');
   }
 
+  /** A full GC in every worker; each worker's heap before and after, MiB. */
+  async settle(): Promise<Array<{ before: number; after: number }>> {
+    const replies = await Promise.all(this.workers.map((w) => w.call({ type: 'settle' })));
+    return replies.flatMap((r) =>
+      r.type === 'settled' ? [{ before: Math.round(r.heapBeforeMb), after: Math.round(r.heapAfterMb) }] : [],
+    );
+  }
+
   /** Profiles worker `w` while `fn` runs; returns its summary and how many agents it hosts. */
   async profile<T>(
     w: number,

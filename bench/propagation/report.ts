@@ -98,9 +98,13 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
   }
   if (head) {
     const w = head.gc.workers;
+    const settled = head.worker_heap_settled_mb;
     out.push(
-      `garbage collection during those changes: worker threads ${w.map((g) => `${g.majorCount} full GCs (max ${g.majorMaxMs} ms, ` + `${g.totalMs} ms in all GCs)`).join('; ')}, heaps ${head.worker_heap_mb.join(' / ')} MiB (the simulation puts ` +
-        `${Math.ceil(head.agents / w.length)} agents' state in one heap; a real agent's heap is ~1/${Math.ceil(head.agents / w.length)} of that).`,
+      `garbage collection during those changes: worker threads ${w.map((g) => `${g.count} GCs, ${g.majorCount} full (max ${g.maxMs} ms, ` + `${g.totalMs} ms in all)`).join('; ')}, heaps ${head.worker_heap_mb.join(' / ')} MiB` +
+        (settled
+          ? ` (${settled.map((x) => `${x.before} -> ${x.after}`).join(' / ')} MiB in the full GC after the fleet started)`
+          : '') +
+        ` (the simulation puts ${Math.ceil(head.agents / w.length)} agents' state in one heap; a real agent's heap is ~1/${Math.ceil(head.agents / w.length)} of that).`,
     );
   }
   const slow = head?.stats.slowest_changes;

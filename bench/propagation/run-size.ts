@@ -267,6 +267,7 @@ export async function runSize(
         t0,
         `[${cluster}] ${n} agents at head ${head} (${startMs.length} started in ${formatMs(nowMs() - tg)}, ${args.workers} workers)`,
       );
+      const settled = args.settleHeap ? await fleet.settle() : undefined;
       const warmup: Sample[] = [];
       for (let k = 0; k < args.warmupChanges; k++) {
         const x = await commitAndWait();
@@ -304,6 +305,7 @@ export async function runSize(
         main_thread_elu: round(mainElu, 3),
         worker_elu: st.map((w) => round(w.elu, 3)),
         worker_heap_mb: st.map((w) => Math.round(w.heapUsedMb)),
+        ...(settled ? { worker_heap_settled_mb: settled } : {}),
         rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
         gc: { main: withoutPauses(mainGcStats), workers: st.map((w) => withoutPauses(w.gc)) },
         stats,

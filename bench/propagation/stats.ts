@@ -147,6 +147,8 @@ export interface Combination {
   main_thread_elu: number;
   worker_elu: number[];
   worker_heap_mb: number[];
+  /** Each worker's heap before and after the full GC that followed the fleet's start (settleHeap). */
+  worker_heap_settled_mb?: Array<{ before: number; after: number }>;
   rss_mb: number;
   /** Garbage collection during the measured changes: the main thread and each worker thread. */
   gc: { main: Omit<GcStats, 'pauses'>; workers: Omit<GcStats, 'pauses'>[] };
