@@ -14,8 +14,6 @@ import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { MemoryMapBackend } from '@meshplane/dataplane';
 import { cloneState, type MeshState } from '@meshplane/domain';
@@ -26,7 +24,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { type AgentHandle, type Logger, startAgent } from '../../services/agent/src';
 import { nowMs } from '../lib';
 import { type CpuProfile, type ProfileSummary, summarizeProfile } from '../lib/cpu-profile';
-import { type GcStats, GcWatch } from './gc';
+import { type GcStats, GcWatch, settleHeap } from './gc';
 
 export interface AgentWorkerData {
   worker: number;
@@ -238,20 +236,6 @@ async function floorStop(): Promise<void> {
   }
 }
 
-/**
- * An ordinary full GC, as `gc()` under --expose-gc (set here, so a fresh context gets the
- * function). Not the inspector's collectGarbage: that one shrinks the heap's growth limit too, and
- * the next full GC then lands among the measured changes.
- */
-let gcFn: (() => void) | undefined;
-function fullGc(): () => void {
-  if (!gcFn) {
-    v8.setFlagsFromString('--expose-gc');
-    gcFn = vm.runInNewContext('gc') as () => void;
-  }
-  return gcFn;
-}
-
 let elu = performance.eventLoopUtilization();
 let session: Session | undefined;
 
@@ -285,10 +269,8 @@ async function handle(msg: AgentWorkerRequest): Promise<AgentWorkerReply> {
       };
     }
     case 'settle': {
-      const before = process.memoryUsage().heapUsed;
-      fullGc()();
-      const after = process.memoryUsage().heapUsed;
-      return { type: 'settled', id: msg.id, heapBeforeMb: before / 2 ** 20, heapAfterMb: after / 2 ** 20 };
+      const { before, after } = settleHeap();
+      return { type: 'settled', id: msg.id, heapBeforeMb: before, heapAfterMb: after };
     }
     case 'profile-start': {
       session = new Session();
