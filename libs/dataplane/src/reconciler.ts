@@ -271,7 +271,8 @@ export class Reconciler {
   ): Promise<ApplyOutcome> {
     const start = this.now();
     const attempt = this.backoff.attempts;
-    const base = { kind, revision: desired.revision, attempt };
+    // The outcome is built field by field: a spread base object was ~2% of an apply in a profile.
+    let revision = desired.revision;
     let ops: Op[] = [];
     let done = 0;
     try {
@@ -284,9 +285,8 @@ export class Reconciler {
       ops = planOps(desired, this.mirror, full ? { batchSize } : { batchSize, only: touched! });
       // Captured with the plan (synchronously): a desired state updated in place later must
       // not lend this checkpoint a revision or digest whose changes this plan does not carry.
-      const revision = desired.revision;
+      revision = desired.revision;
       const digest = desired.digest ?? digestMapSet(desired.maps);
-      base.revision = revision;
       this.inflight = { ops, next: 0 };
       for (const op of ops) {
         try {
@@ -339,12 +339,23 @@ export class Reconciler {
       this.stats.applies++;
       const at = this.now();
       this.stats.lastSuccessAt = at;
-      return { ...base, ok: true, ops: done, batches: ops.length, durationMs: at - start, at };
+      return {
+        kind,
+        revision,
+        attempt,
+        ok: true,
+        ops: done,
+        batches: ops.length,
+        durationMs: at - start,
+        at,
+      };
     } catch (err) {
       this.stats.failures++;
       const at = this.now();
       return {
-        ...base,
+        kind,
+        revision,
+        attempt,
         ok: false,
         ops: done,
         batches: ops.length,
