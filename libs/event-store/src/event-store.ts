@@ -119,10 +119,13 @@ export class EventStore {
   private async findIdempotent(opts: AppendOptions, client?: pg.PoolClient): Promise<ChangeSet | undefined> {
     const q =
       'SELECT revision, idempotency_fingerprint FROM change_sets WHERE actor = $1 AND idempotency_key = $2';
-    const res = await (client ?? this.pool).query<{
-      revision: number;
-      idempotency_fingerprint: string | null;
-    }>(q, [opts.actor, opts.idempotencyKey]);
+    const query = () =>
+      (client ?? this.pool).query<{ revision: number; idempotency_fingerprint: string | null }>(q, [
+        opts.actor,
+        opts.idempotencyKey,
+      ]);
+    // Inside the group commit the client is already scoped (group-commit.ts).
+    const res = await (client || !opts.traceScope ? query() : opts.traceScope(query));
     const row = res.rows[0];
     if (!row) return undefined;
     if (

@@ -160,7 +160,9 @@ export class GroupCommitter {
     // Optimistic unless a request is under suspicion: build on the head this process
     // last committed, and let the guarded write find out whether anyone appended since.
     const assumed = batch.some((p) => p.locked || p.alone) ? undefined : this.deps.head.assumedHead;
-    const client = await this.deps.pool.connect();
+    const pooled = await this.deps.pool.connect();
+    const scope = batch[0]?.opts.traceScope;
+    const client = scope ? scopedClient(pooled, scope) : pooled;
     let broken: Error | undefined;
     try {
       let head: Head;
@@ -265,7 +267,7 @@ export class GroupCommitter {
       throw err;
     } finally {
       // A broken client goes back marked, so the pool discards it.
-      client.release(broken);
+      pooled.release(broken);
     }
   }
 
@@ -301,4 +303,13 @@ function projectionDelta(state: IndexedState, touched: Set<string>): ProjectionD
     else delta.deletes.push(parseRefKey(key));
   }
   return delta;
+}
+
+/** `client` whose query calls run in `scope` (AppendOptions.traceScope); everything else is the client's. */
+function scopedClient(client: pg.PoolClient, scope: <T>(fn: () => T) => T): pg.PoolClient {
+  const query = ((...args: Parameters<pg.PoolClient['query']>) =>
+    scope(() => (client.query as (...a: unknown[]) => unknown)(...args))) as pg.PoolClient['query'];
+  return new Proxy(client, {
+    get: (target, prop) => (prop === 'query' ? query : Reflect.get(target, prop, target)),
+  });
 }

@@ -24,6 +24,12 @@ export interface AppendOptions {
    * effective changes (no-ops removed). Throwing aborts the append: nothing is written.
    */
   validate?: (current: StateView, changes: Change[]) => void;
+  /**
+   * Runs a query call with the caller's trace context active, so that an instrumented driver
+   * (OpenTelemetry's pg) parents its spans to the caller's span in a process without an async
+   * context. A group-committed batch runs its statements in its first append's scope.
+   */
+  traceScope?: <T>(fn: () => T) => T;
 }
 
 export interface ChangeSetHeader {

@@ -136,6 +136,13 @@ function loadInstrumentations(names: InstrumentationName[]) {
           ignoreIncomingRequestHook: (req) => QUIET_PATHS.test(req.url ?? ''),
           // Outgoing calls outside a trace (NATS is not http; the agent's snapshot fetch is undici).
           requireParentforOutgoingSpans: true,
+          // `POST /v1/changes` and http.route from the route Express matched, when the response is done.
+          applyCustomAttributesOnSpan: (span, request) => {
+            const route = (request as { route?: { path?: unknown } }).route?.path;
+            if (typeof route !== 'string') return;
+            span.updateName(`${(request as { method?: string }).method ?? 'GET'} ${route}`);
+            span.setAttribute('http.route', route);
+          },
         }),
       );
     } else if (name === 'express') {

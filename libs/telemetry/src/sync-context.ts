@@ -3,8 +3,9 @@ import { type Context, type ContextManager, ROOT_CONTEXT } from '@opentelemetry/
 /**
  * A context manager whose active context lasts only for the synchronous call of `with` (a stack),
  * never across an `await` or a callback. For processes that give every span an explicit parent
- * (the relay and the agent) this is all they need, and unlike AsyncLocalStorage it does not turn
- * on async_hooks: on Node 20 those run a hook for every promise of the process.
+ * (all of Meshplane's: the API hands its request's context on, see register-api.ts) this is all
+ * they need, and unlike AsyncLocalStorage it does not turn on async_hooks: on Node 20 those run a
+ * hook for every promise of the process.
  */
 export class SyncContextManager implements ContextManager {
   private current: Context = ROOT_CONTEXT;

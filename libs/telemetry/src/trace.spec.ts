@@ -1,11 +1,15 @@
 import { headers } from '@meshplane/messaging';
-import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { context, createContextKey, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { SyncContextManager } from './sync-context';
 import {
   contextFromTraceparent,
   extractNatsHeaders,
   injectNatsHeaders,
+  isTracing,
   linkTo,
+  spanScope,
   traceContextOf,
   traceIdOf,
 } from './trace';
@@ -97,5 +101,37 @@ describe('stored trace context', () => {
     expect(traceIdOf(TP)).toBe(TRACE_ID);
     expect(traceIdOf('nonsense')).toBeNull();
     expect(traceIdOf(null)).toBeNull();
+  });
+});
+
+describe('spanScope', () => {
+  const KEY = createContextKey('scope-test');
+  beforeAll(() => context.setGlobalContextManager(new SyncContextManager().enable()));
+  afterAll(() => context.disable());
+
+  it('runs the call with the span active under the parent, and only during the call', () => {
+    const span = trace.wrapSpanContext({
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags: 1,
+    });
+    const parent = ROOT_CONTEXT.setValue(KEY, 'request');
+    const seen = spanScope(
+      span,
+      parent,
+    )(() => [trace.getSpan(context.active()), context.active().getValue(KEY)]);
+    expect(seen).toEqual([span, 'request']);
+    expect(context.active()).toBe(ROOT_CONTEXT);
+  });
+
+  it('isTracing reads the context it is given: a recorded span is tracing, another span or none is not', () => {
+    const recorded = new BasicTracerProvider().getTracer('test').startSpan('request');
+    const notRecorded = trace.wrapSpanContext({ traceId: TRACE_ID, spanId: SPAN_ID, traceFlags: 1 });
+    expect(isTracing(trace.setSpan(ROOT_CONTEXT, recorded))).toBe(true);
+    expect(isTracing(trace.setSpan(ROOT_CONTEXT, notRecorded))).toBe(false);
+    expect(isTracing(ROOT_CONTEXT)).toBe(false);
+    // The default is the active context, which is ROOT here outside any `with`.
+    expect(isTracing()).toBe(false);
+    recorded.end();
   });
 });

@@ -70,6 +70,15 @@ export function withSpan<T>(
   });
 }
 
+/**
+ * Runs `fn` synchronously with `span` active under `parent`: what an instrumented call made inside
+ * it (a pg query) takes as its parent, without an async context (AppendOptions.traceScope).
+ */
+export function spanScope(span: Span, parent: Context = context.active()): <T>(fn: () => T) => T {
+  const ctx = trace.setSpan(parent, span);
+  return (fn) => context.with(ctx, fn);
+}
+
 type Carrier = Record<string, string>;
 const recordSetter = {
   set(c: Carrier, k: string, v: string) {
@@ -156,9 +165,9 @@ export function extractNatsHeaders(
   return propagator.extract(ROOT_CONTEXT, hdrs, natsHeaderGetter);
 }
 
-/** True inside a span that is recorded (tracing on and sampled): skip work only a trace needs. */
-export function isTracing(): boolean {
-  return trace.getActiveSpan()?.isRecording() === true;
+/** True when `ctx` (default: the active context) holds a recorded span: skip work only a trace needs. */
+export function isTracing(ctx: Context = context.active()): boolean {
+  return trace.getSpan(ctx)?.isRecording() === true;
 }
 
 /** The API's no-op provider: what the global provider delegates to until one is registered. */

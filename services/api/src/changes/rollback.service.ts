@@ -85,7 +85,7 @@ export class RollbackService {
     }
     // The rollback's trace links to the trace of the revision it restores.
     const links: Link[] = [];
-    if (isTracing()) {
+    if (isTracing(ctx.parent)) {
       const [restored] = await this.store.listChangeSets({ fromRevision: req.toRevision, limit: 1 });
       const link = linkTo(restored?.revision === req.toRevision ? restored.traceContext : null, {
         'mesh.revision': req.toRevision,

@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
 import { type Change, canonicalJson, ValidationError } from '@meshplane/domain';
 import type { AppendOptions, AppendResult, ChangeSet, EventStore } from '@meshplane/event-store';
-import { type Span, traceContextOf, withSpan } from '@meshplane/telemetry';
+import {
+  type Context,
+  ROOT_CONTEXT,
+  type Span,
+  spanScope,
+  trace,
+  traceContextOf,
+  withSpan,
+} from '@meshplane/telemetry';
 import { type ApiRequest, type ApiResponse, header } from '../common/http';
 import type { MetricsService } from '../common/metrics.service';
 
@@ -11,6 +19,8 @@ export interface WriteContext {
   requestId: string;
   idempotencyKey?: string;
   traceContext?: string;
+  /** The request's trace context (its server span): the parent of the append span. */
+  parent?: Context;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -18,6 +28,7 @@ const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 export function writeContext(req: ApiRequest): WriteContext {
   const ctx: WriteContext = { actor: req.principal!.name, requestId: req.requestId };
+  if (req.otelContext) ctx.parent = req.otelContext;
   const key = header(req, 'idempotency-key');
   if (key !== undefined) {
     if (!IDEMPOTENCY_KEY.test(key)) {
@@ -88,11 +99,13 @@ export function sendOutcome(res: ApiResponse, outcome: WriteOutcome): Record<str
 }
 
 /**
- * The trace context stored with the change set: the active `mesh.change.append` span when
- * tracing is on (the relay continues the trace from it), else the caller's traceparent header.
+ * The trace context stored with the change set: the `mesh.change.append` span when tracing is on
+ * (the relay continues the trace from it), else the caller's traceparent header.
  */
-export function storedTraceContext(ctx: WriteContext): string | null {
-  return traceContextOf()?.traceparent ?? ctx.traceContext ?? null;
+export function storedTraceContext(ctx: WriteContext, append: Span): string | null {
+  return (
+    traceContextOf(trace.setSpan(ctx.parent ?? ROOT_CONTEXT, append))?.traceparent ?? ctx.traceContext ?? null
+  );
 }
 
 /** What the append did, on its span. */
@@ -135,23 +148,28 @@ export async function appendAudited(
   span: Parameters<typeof withSpan>[1],
 ): Promise<WriteOutcome> {
   const { ctx } = write;
-  const result = await withSpan('mesh.change.append', span, async (s) =>
-    recordAppend(
-      s,
-      await store.append(changes, {
-        ...options,
-        actor: ctx.actor,
-        reason: write.reason,
-        requestId: ctx.requestId,
-        traceContext: storedTraceContext(ctx),
-        ...(ctx.idempotencyKey
-          ? {
-              idempotencyKey: ctx.idempotencyKey,
-              idempotencyFingerprint: fingerprint(write.route, write.body),
-            }
-          : {}),
-      }),
-    ),
+  const result = await withSpan(
+    'mesh.change.append',
+    span,
+    async (s) =>
+      recordAppend(
+        s,
+        await store.append(changes, {
+          ...options,
+          actor: ctx.actor,
+          reason: write.reason,
+          requestId: ctx.requestId,
+          traceContext: storedTraceContext(ctx, s),
+          ...(s.isRecording() ? { traceScope: spanScope(s, ctx.parent) } : {}),
+          ...(ctx.idempotencyKey
+            ? {
+                idempotencyKey: ctx.idempotencyKey,
+                idempotencyFingerprint: fingerprint(write.route, write.body),
+              }
+            : {}),
+        }),
+      ),
+    ctx.parent,
   );
   metrics.observeAppend(result.status);
   return toOutcome(result);

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Context } from '@meshplane/telemetry';
 
 /*
  * The slices of Express's request and response this service uses. Typed here
@@ -21,6 +22,11 @@ export interface Principal {
 
 export interface ApiRequest extends IncomingMessage {
   requestId: string;
+  /**
+   * The trace context of the request (its server span when tracing is on), captured when it came
+   * in: the API carries context explicitly, not across awaits (register-api.ts).
+   */
+  otelContext?: Context;
   principal?: Principal;
   body?: unknown;
   query: Record<string, unknown>;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { context } from '@meshplane/telemetry';
 import { UnsupportedMediaTypeError } from './errors';
 import { type ApiRequest, type ApiResponse, header } from './http';
 import type { MetricsService } from './metrics.service';
@@ -16,6 +17,8 @@ type Next = (err?: unknown) => void;
 export function requestContext(metrics: MetricsService, sink: (line: Record<string, unknown>) => void) {
   return (req: ApiRequest, res: ApiResponse, next: Next): void => {
     const started = process.hrtime.bigint();
+    // Still inside the http instrumentation's synchronous call: its server span is the active one.
+    req.otelContext = context.active();
     const given = header(req, 'x-request-id');
     req.requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     res.setHeader('X-Request-Id', req.requestId);
