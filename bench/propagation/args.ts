@@ -26,8 +26,8 @@ export const DEFAULTS = {
   warmupChanges: 20,
   /**
    * A full GC in each worker after a fleet (re)start, before the warm-up. The simulation gives 50
-   * agents one heap with a high limit, so the garbage of 50 bootstraps sits in old space (0.2 to
-   * 0.5 GB per worker), and a scavenge's pause grows with the whole heap (~2.5 ms per GB here, and
+   * agents one heap with a high limit, so the garbage of 50 bootstraps sits in old space (0.5 to
+   * 1.3 GB per worker, measured), and a scavenge's pause grows with the whole heap (~2.5 ms per GB here, and
    * ~2.5 ms per MB that survives): a cost a real agent, with 1/50 of that heap, does not pay.
    * Reported as `worker_heap_settled_mb`.
    */
