@@ -1,0 +1,173 @@
+/*
+ * `npm run bench -- apply [--services=10000 --agents=50 --changes=300]`: what one single-resource
+ * change costs a node agent's data plane, without NATS: fold the event, incremental compile,
+ * plan, map writes and checkpoint (`evolveInPlace`, `IncrementalCompiler.update`,
+ * `Reconciler.submit` on a `MemoryMapBackend`), the part of an apply the propagation benchmark
+ * repeats for every agent of a worker thread.
+ *
+ *   lone:   one agent in this heap (what a node's own agent process holds)
+ *   shared: `agents` agents in one heap, each with its own state, compiler, reconciler and maps,
+ *           taking turns on each change (what a propagation worker thread holds)
+ *
+ * The lone agent is measured before and after the shared fleet (which is dropped and collected
+ * in between), and the two lone runs are averaged, so drift of the machine hits both sides.
+ * `shared_vs_lone_ratio` is what sharing a heap costs per apply; there is no target: this is the
+ * instrument for making an agent's state smaller (issue 4).
+ */
+import { performance } from 'node:perf_hooks';
+import { IncrementalCompiler, MemoryMapBackend, Reconciler } from '@meshplane/dataplane';
+import {
+  type CommittedEvent,
+  cloneState,
+  emptyState,
+  evolveInPlace,
+  type MeshState,
+  refKey,
+} from '@meshplane/domain';
+import { closeDetails, parseArgs, percentile, round } from './lib';
+import { writeAndPrint } from './lib/report';
+import { machineInfo } from './lib/results';
+import { nowMs, progress } from './lib/timing';
+import { GcWatch, settleHeap } from './propagation/gc';
+import { seedChangeSets, WeightChanges } from './propagation/mesh';
+
+const DEFAULTS = {
+  services: 10_000,
+  /** Agents sharing the heap in the shared case. */
+  agents: 50,
+  /** Measured changes per case. */
+  changes: 300,
+  /**
+   * Applies (agents x changes) before each measurement, for JIT and first allocations: counted in
+   * applies so that the lone agent is as warm as each of the shared ones.
+   */
+  warmupApplies: 2500,
+  /** Node names the workloads are spread over, as in the propagation benchmark. */
+  nodes: 100,
+  seed: 20_251_126,
+};
+
+interface Agent {
+  state: MeshState;
+  compiler: IncrementalCompiler;
+  reconciler: Reconciler;
+}
+
+async function startAgent(node: string, base: MeshState): Promise<Agent> {
+  const reconciler = new Reconciler(await MemoryMapBackend.open(), { node, cluster: 'bench' });
+  await reconciler.load();
+  const state = cloneState(base);
+  const compiler = new IncrementalCompiler(node);
+  const first = await reconciler.submit(compiler.reset(state, await reconciler.allocator()).desired);
+  if (!first.ok) throw new Error(`${node}: first apply failed: ${first.error}`);
+  return { state, compiler, reconciler };
+}
+
+/** One change applied by every agent in turn; returns the round's wall time in ms. */
+async function round1(agents: Agent[], event: CommittedEvent): Promise<number> {
+  const t0 = performance.now();
+  const changed = [refKey(event)];
+  for (const a of agents) {
+    evolveInPlace(a.state, event);
+    const r = a.compiler.update(a.state, changed);
+    const o = await a.reconciler.submit(r.desired, { touched: r.touched });
+    if (!o.ok) throw new Error(`apply of revision ${event.revision} failed: ${o.error}`);
+  }
+  return performance.now() - t0;
+}
+
+interface CaseResult {
+  agents: number;
+  /** Wall time per agent per change, µs: p50 and p99 over the rounds. */
+  p50_us: number;
+  p99_us: number;
+  /** Process CPU (all threads: GC helpers included) per agent per change, µs. */
+  cpu_us: number;
+  gc_ms: number;
+  gc_count: number;
+  heap_mb_per_agent: number;
+}
+
+export async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2), DEFAULTS);
+  const startedAt = new Date();
+  const t0 = nowMs();
+  const base = emptyState();
+  let revision = 0;
+  for (const cs of seedChangeSets(args.services, args.nodes, 250)) {
+    revision++;
+    for (const c of cs) evolveInPlace(base, { ...c, revision } as CommittedEvent);
+  }
+  const changes = new WeightChanges(args.services, args.nodes, args.seed);
+  const next = (): CommittedEvent => ({ ...changes.next(), revision: ++revision }) as CommittedEvent;
+
+  const measure = async (n: number): Promise<CaseResult> => {
+    const agents: Agent[] = [];
+    for (let i = 0; i < n; i++) agents.push(await startAgent(`node-${i}`, base));
+    for (let i = 0; i < Math.ceil(args.warmupApplies / n); i++) await round1(agents, next());
+    const heap = settleHeap().after;
+    const gc = new GcWatch();
+    const cpu0 = process.cpuUsage();
+    const perAgentUs: number[] = [];
+    for (let i = 0; i < args.changes; i++) perAgentUs.push(((await round1(agents, next())) * 1000) / n);
+    const cpu = process.cpuUsage(cpu0);
+    const g = gc.take();
+    gc.stop();
+    const result: CaseResult = {
+      agents: n,
+      p50_us: round(percentile(perAgentUs, 50), 4),
+      p99_us: round(percentile(perAgentUs, 99), 4),
+      cpu_us: round((cpu.user + cpu.system) / (args.changes * n), 4),
+      gc_ms: round(g.totalMs, 4),
+      gc_count: g.count,
+      heap_mb_per_agent: round(heap / n, 3),
+    };
+    progress(
+      t0,
+      `${n} agent(s): p50 ${result.p50_us} µs per agent and change, heap ${result.heap_mb_per_agent} MiB per agent`,
+    );
+    return result;
+  };
+
+  const loneBefore = await measure(1);
+  settleHeap();
+  const shared = await measure(args.agents);
+  settleHeap();
+  const loneAfter = await measure(1);
+  const lone50 = (loneBefore.p50_us + loneAfter.p50_us) / 2;
+  const metrics: Record<string, number> = {
+    lone_p50_us: round(lone50, 4),
+    shared_p50_us: shared.p50_us,
+    shared_vs_lone_ratio: round(shared.p50_us / lone50, 3),
+    lone_heap_mb: round((loneBefore.heap_mb_per_agent + loneAfter.heap_mb_per_agent) / 2, 3),
+    shared_heap_mb_per_agent: shared.heap_mb_per_agent,
+  };
+  const details: Record<string, unknown> = {
+    method:
+      'fold + incremental compile + plan + memory-backend writes + checkpoint per agent, one change at a time; lone measured before and after shared',
+    cases: { lone_before: loneBefore, shared, lone_after: loneAfter },
+  };
+  closeDetails(metrics, details, (m) => [
+    `one change costs a lone agent ${m.lone_p50_us} µs (p50) and each of ${args.agents} agents sharing a heap ${m.shared_p50_us} µs: sharing costs x${m.shared_vs_lone_ratio}.`,
+    `heap per agent: ${m.lone_heap_mb} MiB alone (its share of the process's fixed heap included), ${m.shared_heap_mb_per_agent} MiB shared.`,
+  ]);
+  writeAndPrint(
+    {
+      benchmark: 'apply',
+      metrics,
+      params: { ...args },
+      details,
+      machine: machineInfo('n/a (not used by this benchmark)'),
+      startedAt,
+      durationMs: nowMs() - t0,
+    },
+    `apply: ${args.services} services, lone agent vs ${args.agents} sharing a heap`,
+  );
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
