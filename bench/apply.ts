@@ -64,7 +64,7 @@ async function startAgent(node: string, base: MeshState): Promise<Agent> {
 }
 
 /** One change applied by every agent in turn; returns the round's wall time in ms. */
-async function round1(agents: Agent[], event: CommittedEvent): Promise<number> {
+async function applyEverywhere(agents: Agent[], event: CommittedEvent): Promise<number> {
   const t0 = performance.now();
   const changed = [refKey(event)];
   for (const a of agents) {
@@ -104,12 +104,13 @@ export async function main(): Promise<void> {
   const measure = async (n: number): Promise<CaseResult> => {
     const agents: Agent[] = [];
     for (let i = 0; i < n; i++) agents.push(await startAgent(`node-${i}`, base));
-    for (let i = 0; i < Math.ceil(args.warmupApplies / n); i++) await round1(agents, next());
+    for (let i = 0; i < Math.ceil(args.warmupApplies / n); i++) await applyEverywhere(agents, next());
     const heap = settleHeap().after;
     const gc = new GcWatch();
     const cpu0 = process.cpuUsage();
     const perAgentUs: number[] = [];
-    for (let i = 0; i < args.changes; i++) perAgentUs.push(((await round1(agents, next())) * 1000) / n);
+    for (let i = 0; i < args.changes; i++)
+      perAgentUs.push(((await applyEverywhere(agents, next())) * 1000) / n);
     const cpu = process.cpuUsage(cpu0);
     const g = gc.take();
     gc.stop();
@@ -129,10 +130,9 @@ export async function main(): Promise<void> {
     return result;
   };
 
+  // Each case collects the previous one's agents in its own settleHeap().
   const loneBefore = await measure(1);
-  settleHeap();
   const shared = await measure(args.agents);
-  settleHeap();
   const loneAfter = await measure(1);
   const lone50 = (loneBefore.p50_us + loneAfter.p50_us) / 2;
   const metrics: Record<string, number> = {

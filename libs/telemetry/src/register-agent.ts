@@ -2,4 +2,4 @@
 // map writes), each with an explicit parent, so no auto-instrumentation and no async context.
 import { registerFromEnv } from './register';
 
-registerFromEnv('meshplane-agent', { instrumentations: [], context: 'sync' });
+registerFromEnv('meshplane-agent', { instrumentations: [] });

@@ -2,4 +2,4 @@
 // manual, a child of the stored context: no auto-instrumentation and no async context.
 import { registerFromEnv } from './register';
 
-registerFromEnv('meshplane-relay', { instrumentations: [], context: 'sync' });
+registerFromEnv('meshplane-relay', { instrumentations: [] });

@@ -1,17 +1,14 @@
 import type { TracingSettings } from './settings';
 
 /** The instrumentations a service wants; each is loaded only when tracing is on. */
-export type InstrumentationName = 'http' | 'express' | 'nestjs' | 'pg';
+export type InstrumentationName = 'http' | 'pg';
 
-/** What one service needs from the SDK. */
+/**
+ * What one service needs from the SDK. The active context is always carried by SyncContextManager:
+ * every service gives its spans their parents explicitly, so none pays async_hooks' cost per promise.
+ */
 export interface TelemetryProfile {
   instrumentations: InstrumentationName[];
-  /**
-   * How the active context is carried: 'async' (AsyncLocalStorage) across awaits, which
-   * auto-instrumentation needs to nest its spans; 'sync' only within a synchronous call, enough
-   * where every span is given its parent explicitly, and without async_hooks' cost per promise.
-   */
-  context: 'async' | 'sync';
 }
 
 export interface TelemetryHandle {
@@ -98,13 +95,7 @@ export function startTelemetry(settings: TracingSettings, profile: TelemetryProf
     ...(blank(process.env.OTEL_NODE_RESOURCE_DETECTORS)
       ? { resourceDetectors: [envDetector, processDetector] }
       : {}),
-    ...(profile.context === 'sync'
-      ? {
-          contextManager: new (
-            require('./sync-context') as typeof import('./sync-context')
-          ).SyncContextManager(),
-        }
-      : {}),
+    contextManager: new (require('./sync-context') as typeof import('./sync-context')).SyncContextManager(),
   });
   sdk.start();
   let stopped: Promise<void> | undefined;
@@ -145,24 +136,6 @@ function loadInstrumentations(names: InstrumentationName[]) {
           },
         }),
       );
-    } else if (name === 'express') {
-      const { ExpressInstrumentation, ExpressLayerType } =
-        require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
-      // Only for the route: it names the server span (`POST /v1/changes`, http.route). A span per
-      // layer would repeat the server span and cost every request more than it tells.
-      out.push(
-        new ExpressInstrumentation({
-          ignoreLayersType: [
-            ExpressLayerType.MIDDLEWARE,
-            ExpressLayerType.ROUTER,
-            ExpressLayerType.REQUEST_HANDLER,
-          ],
-        }),
-      );
-    } else if (name === 'nestjs') {
-      const { NestInstrumentation } =
-        require('@opentelemetry/instrumentation-nestjs-core') as typeof import('@opentelemetry/instrumentation-nestjs-core');
-      out.push(new NestInstrumentation());
     } else {
       const { PgInstrumentation } =
         require('@opentelemetry/instrumentation-pg') as typeof import('@opentelemetry/instrumentation-pg');
