@@ -356,8 +356,10 @@ export class IncrementalCompiler {
         f.dests.forEach((d, i) => {
           if (f.counts[i]! === 0) return;
           o.dests.push(d.key);
-          this.refs.acquire(d.key, d.addr);
-          this.out.set('mesh_backends', ...encodeBackend(d, ids.backends.get(d.key)!));
+          // A destination some table already used keeps its entry (its fields are in its key,
+          // its flag is rewritten by localsChanged): only a new one is encoded and written.
+          if (this.refs.acquire(d.key, d.addr))
+            this.out.set('mesh_backends', ...encodeBackend(d, ids.backends.get(d.key)!));
         });
       }
       this.owned.set(svc, packOwned(o));
