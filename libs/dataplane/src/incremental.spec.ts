@@ -12,7 +12,7 @@ import {
   halfAppliedServices,
   logicalView,
 } from './maps';
-import { planOps } from './plan';
+import { planOps, planTouched } from './plan';
 import {
   applyChecked,
   changesOf,
@@ -189,6 +189,12 @@ describe('IncrementalCompiler', () => {
               const t = new Set(touched[m] ?? []);
               for (const [k, v] of prevMaps[m]) if (!t.has(k)) expect(desired.maps[m].get(k)).toBe(v);
               for (const k of desired.maps[m].keys()) if (!t.has(k)) expect(prevMaps[m].has(k)).toBe(true);
+            }
+            // The reconciler's clean round: the touched keys alone, no copy of the maps to diff with.
+            if (step > 0) {
+              const viaTouched = cloneMapSet(prevMaps);
+              applyChecked(viaTouched, planTouched(desired, touched, 2));
+              expect(diffMapSets(viaTouched, desired.maps)).toEqual([]);
             }
             // The delta plan, applied entry by entry, never exposes a half-applied service and lands on desired.
             applyChecked(actual, planOps(desired, actual, step === 0 ? {} : { only: touched, batchSize: 2 }));

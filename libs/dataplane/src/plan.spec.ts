@@ -5,7 +5,7 @@ import { compile } from './compile';
 import { IdAllocator } from './ids';
 import { cloneMapSet, describeMapSet, diffMapSets, emptyMapSet, halfAppliedServices } from './maps';
 import { MemoryMapBackend } from './memory-backend';
-import { describeOps, executeOp, planOps } from './plan';
+import { describeOps, executeOp, planOps, planTouched } from './plan';
 import { applyChecked, changesOf, NODES, stateArb } from './test-arbitraries';
 import { policy, remove, service, stateOf, workload } from './test-fixtures';
 
@@ -52,6 +52,31 @@ describe('planOps', () => {
     expect(describeOps(planOps(b, a.maps))).toBe(
       'update mesh_slots x4, update mesh_services x1, delete mesh_slots x2',
     );
+  });
+
+  it('planTouched: upserts the touched keys the desired maps hold, deletes the others, in the same order', () => {
+    const a = compile(stateOf(base), 'n1');
+    const b = compile(stateOf([workload('web-2', '127.0.1.2', 'n2', { weight: 3 })], stateOf(base)), 'n1', {
+      ids: IdAllocator.fromMaps(a.maps),
+    });
+    const touched = Object.fromEntries(
+      (['mesh_slots', 'mesh_services'] as const).map((m) => [
+        m,
+        new Set(
+          [...a.maps[m].keys(), ...b.maps[m].keys()].filter((k) => a.maps[m].get(k) !== b.maps[m].get(k)),
+        ),
+      ]),
+    );
+    const ops = planTouched(b, touched);
+    expect(describeOps(ops)).toBe(describeOps(planOps(b, a.maps)));
+    const maps = cloneMapSet(a.maps);
+    applyChecked(maps, ops);
+    expect(diffMapSets(maps, b.maps)).toEqual([]);
+    // Nothing touched, nothing planned; batches split as planOps splits them.
+    expect(planTouched(b, {})).toEqual([]);
+    expect(
+      planTouched(b, { mesh_slots: [...b.maps.mesh_slots.keys()] }, 3).map((o) => o.keys.length),
+    ).toEqual([3, 1]);
   });
 
   it('splits big diffs into batches of batchSize', () => {

@@ -72,28 +72,38 @@ function desiredMaps(d: CompiledMaps | MapSet): MapSet {
   return 'maps' in d && 'ids' in d ? (d as CompiledMaps).maps : (d as MapSet);
 }
 
+/** Pushes one op of `keys` (and `values`), split into batches of at most `batch` entries. */
+function pushChunked(
+  ops: Op[],
+  batch: number,
+  action: Op['action'],
+  map: ManagedMapName,
+  keys: string[],
+  values?: string[],
+): void {
+  if (keys.length <= batch) {
+    // The common incremental round: one small op, no copies.
+    if (keys.length > 0) ops.push(values ? { action, map, keys, values } : { action, map, keys });
+    return;
+  }
+  for (let i = 0; i < keys.length; i += batch) {
+    const op: Op = { action, map, keys: keys.slice(i, i + batch) };
+    if (values) op.values = values.slice(i, i + batch);
+    ops.push(op);
+  }
+}
+
+// An incremental round's keys, once per map, deduplicated (a Set as the compiler hands them over).
+function touchedKeys(only: TouchedKeys, map: ManagedMapName): Iterable<string> {
+  const keys = only[map];
+  return keys === undefined ? [] : keys instanceof Set ? keys : new Set(keys);
+}
+
 export function planOps(desired: CompiledMaps | MapSet, actual: MapSet, opts: PlanOptions = {}): Op[] {
   const want = desiredMaps(desired);
   const batch = Math.max(1, opts.batchSize ?? 1000);
   const ops: Op[] = [];
-  const chunk = (action: Op['action'], map: ManagedMapName, keys: string[], values?: string[]) => {
-    if (keys.length <= batch) {
-      // The common incremental round: one small op, no copies.
-      if (keys.length > 0) ops.push(values ? { action, map, keys, values } : { action, map, keys });
-      return;
-    }
-    for (let i = 0; i < keys.length; i += batch) {
-      const op: Op = { action, map, keys: keys.slice(i, i + batch) };
-      if (values) op.values = values.slice(i, i + batch);
-      ops.push(op);
-    }
-  };
-  // An incremental round's keys, once per map, deduplicated (a Set as the compiler hands them over).
   const only = opts.only;
-  const onlyKeys = (map: ManagedMapName): Iterable<string> => {
-    const keys = only?.[map];
-    return keys === undefined ? [] : keys instanceof Set ? keys : new Set(keys);
-  };
   for (const map of UPSERT_ORDER) {
     if (only && only[map] === undefined) continue; // nothing touched in this map
     const keys: string[] = [];
@@ -101,7 +111,7 @@ export function planOps(desired: CompiledMaps | MapSet, actual: MapSet, opts: Pl
     const have = actual[map];
     const wanted = want[map];
     if (only) {
-      for (const k of onlyKeys(map)) {
+      for (const k of touchedKeys(only, map)) {
         const v = wanted.get(k);
         if (v !== undefined && have.get(k) !== v) {
           keys.push(k);
@@ -114,15 +124,48 @@ export function planOps(desired: CompiledMaps | MapSet, actual: MapSet, opts: Pl
           keys.push(k);
           values.push(v);
         }
-    chunk('update', map, keys, values);
+    pushChunked(ops, batch, 'update', map, keys, values);
   }
   for (const map of DELETE_ORDER) {
     if (only && only[map] === undefined) continue;
     const keys: string[] = [];
-    const candidates = only ? onlyKeys(map) : actual[map].keys();
+    const candidates = only ? touchedKeys(only, map) : actual[map].keys();
     for (const k of candidates) if (!want[map].has(k) && actual[map].has(k)) keys.push(k);
-    chunk('delete', map, keys);
+    pushChunked(ops, batch, 'delete', map, keys);
   }
+  return ops;
+}
+
+/**
+ * planOps for a round whose maps are known to equal the previous desired state (the last
+ * apply succeeded): the touched keys alone say what to do, an upsert where the desired maps
+ * hold the key and a delete where they do not, without a copy of the maps to compare with.
+ * The compiler touches a key only when its value changed, so this plans what planOps would,
+ * except a key changed and changed back within one update (rewritten, harmlessly).
+ */
+export function planTouched(desired: CompiledMaps | MapSet, touched: TouchedKeys, batchSize = 1000): Op[] {
+  const want = desiredMaps(desired);
+  const batch = Math.max(1, batchSize);
+  const ops: Op[] = [];
+  const gone = new Map<ManagedMapName, string[]>();
+  for (const map of UPSERT_ORDER) {
+    if (touched[map] === undefined) continue;
+    const keys: string[] = [];
+    const values: string[] = [];
+    const deletes: string[] = [];
+    const wanted = want[map];
+    for (const k of touchedKeys(touched, map)) {
+      const v = wanted.get(k);
+      if (v === undefined) deletes.push(k);
+      else {
+        keys.push(k);
+        values.push(v);
+      }
+    }
+    pushChunked(ops, batch, 'update', map, keys, values);
+    gone.set(map, deletes);
+  }
+  for (const map of DELETE_ORDER) pushChunked(ops, batch, 'delete', map, gone.get(map) ?? []);
   return ops;
 }
 

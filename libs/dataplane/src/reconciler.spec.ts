@@ -157,6 +157,30 @@ describe('Reconciler', () => {
     rec.stop();
   });
 
+  it('a clean incremental round reads nothing back; full rounds and rounds after a failure do', async () => {
+    const { backend, rec } = await setup();
+    const reads = jest.spyOn(backend, 'readStrings');
+    const inc = new IncrementalCompiler('n1');
+    await rec.submit(inc.reset(state1, await rec.allocator()).desired);
+    reads.mockClear();
+    const s2 = stateOf([workload('web-3', '127.0.1.3', 'n2')], state1);
+    const r2 = inc.update(s2, ['Workload/default/web-3']);
+    // web-3's backend, web's new 3-slot table, its service entry, its old 2-slot table.
+    expect(await rec.submit(r2.desired, { touched: r2.touched })).toMatchObject({ ok: true, ops: 7 });
+    expect(reads).not.toHaveBeenCalled();
+    expect(diffMapSets(await readMaps(backend), r2.desired.maps)).toEqual([]);
+    // A full round (no touched keys) diffs against the maps as they are, read back.
+    expect(await rec.submit(r2.desired)).toMatchObject({ ok: true, ops: 0 });
+    expect(reads).toHaveBeenCalled();
+    // So does a full pass, which finds and repairs an entry deleted behind the reconciler's back.
+    const [slot] = r2.desired.maps.mesh_slots.keys();
+    await backend.delete('mesh_slots', [fromByteString(slot!)]);
+    expect(await rec.fullPass()).toMatchObject({ ok: true, ops: 1 });
+    expect(diffMapSets(await readMaps(backend), r2.desired.maps)).toEqual([]);
+    expect(await rec.actual()).toEqual(await readMaps(backend));
+    rec.stop();
+  });
+
   it('refuses maps of another layout version', async () => {
     const backend = await MemoryMapBackend.open();
     await backend.writeMeta({

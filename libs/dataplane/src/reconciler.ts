@@ -1,11 +1,11 @@
-import { isCurrentLayout, type MapBackend, MapError, type Meta, readMaps } from './backend';
+import { isCurrentLayout, type MapBackend, type Meta, readMaps } from './backend';
 import { Backoff, type BackoffOptions, Mutex } from './backoff';
 import { byteStringToHex } from './codec';
 import type { CompiledMaps } from './compile';
 import { IdAllocator } from './ids';
 import { LAYOUT_VERSION } from './layout';
 import { digestMapSet, emptyMapSet, type MapSet } from './maps';
-import { applyOpToMapSet, executeOp, type Op, planOps, type TouchedKeys } from './plan';
+import { applyOpToMapSet, executeOp, type Op, planOps, planTouched, type TouchedKeys } from './plan';
 
 /*
  * Keeps a backend's maps equal to the latest desired CompiledMaps, in the
@@ -13,10 +13,15 @@ import { applyOpToMapSet, executeOp, type Op, planOps, type TouchedKeys } from '
  * batches, record per-object status, retry failures with exponential backoff
  * (100 ms -> 1 min), and periodically read EVERYTHING back and repair drift.
  *
- * The reconciler keeps a mirror of what the maps hold so that a revision costs
- * a diff, not a full read; the mirror is only trusted while every write
- * succeeded. After a failure (a batch may have been half applied) or on a
- * full pass, it is re-read from the backend (principle 5: never trust memory).
+ * A revision costs a diff, not a full read: after an attempt that succeeded the
+ * maps equal that desired state, so the next round's touched keys (incremental
+ * compiler) say what to write, as Cilium's reconciler works from its table's
+ * pending objects. A full round (first apply, a new compiler, a full pass, any
+ * round after a failure, which may have half applied a batch) reads the maps
+ * back and diffs everything (principle 5: never trust memory). That copy of the
+ * maps is dropped once its round succeeded: kept, it would be a third copy of
+ * every entry beside the desired state and the maps (10k services: ~3.5 MiB
+ * per agent, and a lookup and a write per op).
  * The checkpoint (meta: revision + digest) is written only after every op of
  * a revision succeeded, so it never moves past a revision that failed.
  */
@@ -78,7 +83,8 @@ export interface ReconcilerStats {
 }
 
 export class Reconciler {
-  private mirror: MapSet = emptyMapSet();
+  /** What the maps hold, read back for a full round; undefined once it succeeded (see above). */
+  private mirror: MapSet | undefined;
   private dirty = true;
   private ids: IdAllocator | undefined;
   private currentMeta: Meta | undefined;
@@ -136,9 +142,9 @@ export class Reconciler {
     return this.currentMeta;
   }
 
-  /** What the maps hold, as far as the reconciler knows (read-only). */
-  actual(): MapSet {
-    return this.mirror;
+  /** What the maps hold, read from the backend (or its copy from a full round still running). */
+  actual(): Promise<MapSet> {
+    return this.mutex.run(async () => this.mirror ?? (await readMaps(this.backend)));
   }
 
   /**
@@ -150,8 +156,8 @@ export class Reconciler {
    */
   allocator(): Promise<IdAllocator> {
     return this.mutex.run(async () => {
-      if (this.dirty) await this.reload();
-      this.ids ??= IdAllocator.fromMaps(this.mirror);
+      if (this.dirty || this.mirror === undefined) await this.reload();
+      this.ids ??= IdAllocator.fromMaps(this.mirror ?? emptyMapSet());
       return this.ids;
     });
   }
@@ -276,13 +282,16 @@ export class Reconciler {
     let ops: Op[] = [];
     let done = 0;
     try {
-      let full = touched === undefined;
-      if (this.dirty) {
-        await this.reload();
-        full = true;
-      }
       const batchSize = this.opts.batchSize ?? 1000;
-      ops = planOps(desired, this.mirror, full ? { batchSize } : { batchSize, only: touched! });
+      // After a failure the touched keys do not say what the maps lack: everything is diffed.
+      const full = touched === undefined || this.dirty;
+      if (this.dirty || (full && this.mirror === undefined)) await this.reload();
+      const mirror = this.mirror;
+      if (!full)
+        ops = mirror
+          ? planOps(desired, mirror, { batchSize, only: touched })
+          : planTouched(desired, touched, batchSize);
+      else ops = planOps(desired, mirror!, { batchSize });
       // Captured with the plan (synchronously): a desired state updated in place later must
       // not lend this checkpoint a revision or digest whose changes this plan does not carry.
       revision = desired.revision;
@@ -292,7 +301,8 @@ export class Reconciler {
         try {
           await executeOp(this.backend, op);
         } catch (err) {
-          if (err instanceof MapError) applyOpToMapSet(this.mirror, op, err.done);
+          // The maps are read back before the next round: this copy (if any) is stale now.
+          this.mirror = undefined;
           this.ids = undefined;
           this.dirty = true;
           const at = this.now();
@@ -304,7 +314,7 @@ export class Reconciler {
           );
           throw err;
         }
-        applyOpToMapSet(this.mirror, op);
+        if (mirror !== undefined) applyOpToMapSet(mirror, op);
         this.ids = undefined;
         done += op.keys.length;
         this.inflight.next++;
@@ -334,6 +344,8 @@ export class Reconciler {
       }
       this.inflight = undefined;
       if (this.errors.size > 0) this.errors = new Map();
+      // The maps equal `desired` now; the next round plans from its touched keys.
+      this.mirror = undefined;
       this.applied = desired;
       this.ids = undefined;
       this.stats.applies++;
