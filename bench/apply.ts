@@ -105,7 +105,11 @@ export async function main(): Promise<void> {
     const agents: Agent[] = [];
     for (let i = 0; i < n; i++) agents.push(await startAgent(`node-${i}`, base));
     for (let i = 0; i < Math.ceil(args.warmupApplies / n); i++) await applyEverywhere(agents, next());
+    // The previous case's fleet (1 GiB for 50 agents) dies in this collection, and V8 sweeps and
+    // unmaps it on background threads, which took the other core while the lone agent after the
+    // fleet was measured: 100-130 µs instead of 50-70, with 3x the CPU. A second's pause lets them finish.
     const heap = settleHeap().after;
+    await new Promise((r) => setTimeout(r, 1000));
     const gc = new GcWatch();
     const cpu0 = process.cpuUsage();
     const perAgentUs: number[] = [];

@@ -268,6 +268,9 @@ export async function runSize(
         `[${cluster}] ${n} agents at head ${head} (${startMs.length} started in ${formatMs(nowMs() - tg)}, ${args.workers} workers)`,
       );
       const settled = args.settleHeap ? await fleet.settle() : undefined;
+      // V8 sweeps and unmaps what the settle freed (0.5-1.3 GB per worker) on background threads;
+      // in the apply benchmark that doubled the time of what ran beside it.
+      if (settled) await sleep(1000);
       const warmup: Sample[] = [];
       for (let k = 0; k < args.warmupChanges; k++) {
         const x = await commitAndWait();
