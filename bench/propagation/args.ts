@@ -1,4 +1,5 @@
 /** The propagation benchmark's options (`--name=value`), target and fixed settings. */
+import { DEFAULT_STATUS_INTERVAL_MS } from '../../services/agent/src/status';
 import type { Target } from '../lib';
 
 export const DEFAULTS = {
@@ -41,8 +42,8 @@ export const DEFAULTS = {
   /** Services per seeding change set (with their workloads). */
   seedChunk: 250,
   heartbeatMs: 5000,
-  /** The agents' MESH_STATUS_INTERVAL_MS (status writes coalesced; 0 = after every apply, for A/B). */
-  statusIntervalMs: 250,
+  /** The agents' MESH_STATUS_INTERVAL_MS (their default; 0 = a write after every apply, for A/B). */
+  statusIntervalMs: DEFAULT_STATUS_INTERVAL_MS,
   /** Extra changes with worker 0 under the CPU profiler, after the headline measurement (0: none). */
   profileChanges: 30,
   /** Bootstrap measurements (one agent, empty maps, to head) at each size. */

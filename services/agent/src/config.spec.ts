@@ -15,7 +15,7 @@ describe('loadAgentConfig', () => {
       consumerHeartbeatMs: 5000,
       fullPassMs: 1_800_000,
       recentApplies: 64,
-      statusIntervalMs: 250,
+      statusIntervalMs: 1000,
     });
     expect(loadAgentConfig({ MESH_NODE: 'node-a' }).cgroup).toBeUndefined();
     expect(loadAgentConfig({ MESH_NODE: 'node-a', MESH_STATUS_INTERVAL_MS: '0' }).statusIntervalMs).toBe(0);

@@ -1,6 +1,7 @@
 import { ConfigError, clusterEnv, DEFAULT_NATS_URL, intEnv, parseEnv, urlEnv } from '@meshplane/config';
 import { isDns1123Label } from '@meshplane/domain';
 import { z } from 'zod';
+import { DEFAULT_STATUS_INTERVAL_MS } from './status';
 
 export { ConfigError, DEFAULT_NATS_URL };
 
@@ -55,7 +56,7 @@ export interface AgentConfig {
   recentApplies: number;
   /**
    * MESH_STATUS_INTERVAL_MS: least time between two status writes after applies (they are
-   * coalesced; the last is always written, applied times stay exact); default 250, 0 = every apply.
+   * coalesced; the last is always written, applied times stay exact); default 1000, 0 = every apply.
    */
   statusIntervalMs?: number;
   /** MESH_METRICS_PORT: loopback port of GET /metrics (Prometheus text); 0 = off (default). */
@@ -94,7 +95,7 @@ const EnvSchema = z.object({
   MESH_CONSUMER_HEARTBEAT_MS: intEnv('MESH_CONSUMER_HEARTBEAT_MS', 500, 60_000).default(5000),
   MESH_RESYNC_MS: intEnv('MESH_RESYNC_MS', 1000, 86_400_000).default(30 * 60_000),
   MESH_RECENT_APPLIES: intEnv('MESH_RECENT_APPLIES', 1, 1000).default(64),
-  MESH_STATUS_INTERVAL_MS: intEnv('MESH_STATUS_INTERVAL_MS', 0, 60_000).default(250),
+  MESH_STATUS_INTERVAL_MS: intEnv('MESH_STATUS_INTERVAL_MS', 0, 60_000).default(DEFAULT_STATUS_INTERVAL_MS),
   MESH_METRICS_PORT: intEnv('MESH_METRICS_PORT', 0, 65_535).default(0),
 });
 

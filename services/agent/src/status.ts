@@ -24,8 +24,14 @@ import type { KV } from '@nats-io/kv';
  * per CPU (simulations) the put and its encoding cost about as much as the apply itself.
  */
 
-/** Least time between two status writes after applies (MESH_STATUS_INTERVAL_MS). */
-export const DEFAULT_STATUS_INTERVAL_MS = 250;
+/**
+ * Least time between two status writes after applies (MESH_STATUS_INTERVAL_MS). A write after a
+ * quiet spell goes out at once, so one change is visible as soon as it is applied; only during a
+ * stream of changes do readers see the node's status up to a second late. At 250 ms every node
+ * wrote 4 values a second to the status stream while changes kept coming (400/s for 100 nodes);
+ * in the propagation benchmark 1 s took 11-15% off the CPU per change, agents and NATS together.
+ */
+export const DEFAULT_STATUS_INTERVAL_MS = 1000;
 
 /**
  * A coalesced write waits out the interval plus up to this share of it, at random. Every agent
