@@ -4,8 +4,8 @@ import { byteStringToHex } from './codec';
 import type { CompiledMaps } from './compile';
 import { IdAllocator } from './ids';
 import { LAYOUT_VERSION } from './layout';
-import { digestMapSet, emptyMapSet, type MapSet } from './maps';
-import { applyOpToMapSet, executeOp, type Op, planOps, planTouched, type TouchedKeys } from './plan';
+import { digestMapSet, type MapSet } from './maps';
+import { executeOp, type Op, planOps, planTouched, type TouchedKeys } from './plan';
 
 /*
  * Keeps a backend's maps equal to the latest desired CompiledMaps, in the
@@ -19,9 +19,9 @@ import { applyOpToMapSet, executeOp, type Op, planOps, planTouched, type Touched
  * pending objects. A full round (first apply, a new compiler, a full pass, any
  * round after a failure, which may have half applied a batch) reads the maps
  * back and diffs everything (principle 5: never trust memory). That copy of the
- * maps is dropped once its round succeeded: kept, it would be a third copy of
- * every entry beside the desired state and the maps (10k services: ~3.5 MiB
- * per agent, and a lookup and a write per op).
+ * maps is dropped once its round is planned: kept, it would be a third copy of
+ * every entry beside the desired state and the maps (10k services: ~2 MiB per
+ * agent, and a lookup and a write per op).
  * The checkpoint (meta: revision + digest) is written only after every op of
  * a revision succeeded, so it never moves past a revision that failed.
  */
@@ -157,7 +157,7 @@ export class Reconciler {
   allocator(): Promise<IdAllocator> {
     return this.mutex.run(async () => {
       if (this.dirty || this.mirror === undefined) await this.reload();
-      this.ids ??= IdAllocator.fromMaps(this.mirror ?? emptyMapSet());
+      this.ids ??= IdAllocator.fromMaps(this.mirror!);
       return this.ids;
     });
   }
@@ -287,6 +287,9 @@ export class Reconciler {
       const full = touched === undefined || this.dirty;
       if (this.dirty || (full && this.mirror === undefined)) await this.reload();
       const mirror = this.mirror;
+      // The writes below do not keep that copy up to date: it goes now, and whatever needs the
+      // maps again (a full round, allocator(), actual()) reads them back.
+      this.mirror = undefined;
       if (!full)
         ops = mirror
           ? planOps(desired, mirror, { batchSize, only: touched })
@@ -301,8 +304,6 @@ export class Reconciler {
         try {
           await executeOp(this.backend, op);
         } catch (err) {
-          // The maps are read back before the next round: this copy (if any) is stale now.
-          this.mirror = undefined;
           this.ids = undefined;
           this.dirty = true;
           const at = this.now();
@@ -314,7 +315,6 @@ export class Reconciler {
           );
           throw err;
         }
-        if (mirror !== undefined) applyOpToMapSet(mirror, op);
         this.ids = undefined;
         done += op.keys.length;
         this.inflight.next++;
@@ -345,7 +345,6 @@ export class Reconciler {
       this.inflight = undefined;
       if (this.errors.size > 0) this.errors = new Map();
       // The maps equal `desired` now; the next round plans from its touched keys.
-      this.mirror = undefined;
       this.applied = desired;
       this.ids = undefined;
       this.stats.applies++;
