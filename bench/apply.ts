@@ -30,6 +30,7 @@ import { machineInfo } from './lib/results';
 import { nowMs, progress } from './lib/timing';
 import { GcWatch, settleHeap } from './propagation/gc';
 import { seedChangeSets, WeightChanges } from './propagation/mesh';
+import { sleep } from './propagation/support';
 
 const DEFAULTS = {
   services: 10_000,
@@ -109,7 +110,7 @@ export async function main(): Promise<void> {
     // unmaps it on background threads, which took the other core while the lone agent after the
     // fleet was measured: 100-130 µs instead of 50-70, with 3x the CPU. A second's pause lets them finish.
     const heap = settleHeap().after;
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     const gc = new GcWatch();
     const cpu0 = process.cpuUsage();
     const perAgentUs: number[] = [];

@@ -151,8 +151,9 @@ export class Reconciler {
    * Ids for the next compile: those the maps hold right now, so unchanged
    * objects keep theirs and new ones avoid every id in use, including ids a
    * failed, half-applied attempt wrote (the maps are re-read after a failure).
-   * Read from the mirror, not from the last desired state: a desired state may
-   * be updated in place (incremental compiler) and run ahead of the maps.
+   * Read from the maps (a copy read back for this, kept until the next round is
+   * planned), not from the last desired state: a desired state may be updated
+   * in place (incremental compiler) and run ahead of the maps.
    */
   allocator(): Promise<IdAllocator> {
     return this.mutex.run(async () => {
@@ -287,9 +288,10 @@ export class Reconciler {
       const full = touched === undefined || this.dirty;
       if (this.dirty || (full && this.mirror === undefined)) await this.reload();
       const mirror = this.mirror;
-      // The writes below do not keep that copy up to date: it goes now, and whatever needs the
-      // maps again (a full round, allocator(), actual()) reads them back.
+      // The writes below do not keep that copy (or ids taken from it) up to date: they go now,
+      // and whatever needs the maps again (a full round, allocator(), actual()) reads them back.
       this.mirror = undefined;
+      this.ids = undefined;
       if (!full)
         ops = mirror
           ? planOps(desired, mirror, { batchSize, only: touched })
@@ -304,7 +306,6 @@ export class Reconciler {
         try {
           await executeOp(this.backend, op);
         } catch (err) {
-          this.ids = undefined;
           this.dirty = true;
           const at = this.now();
           this.errors = new Map(
@@ -315,7 +316,6 @@ export class Reconciler {
           );
           throw err;
         }
-        this.ids = undefined;
         done += op.keys.length;
         this.inflight.next++;
       }
@@ -346,7 +346,6 @@ export class Reconciler {
       if (this.errors.size > 0) this.errors = new Map();
       // The maps equal `desired` now; the next round plans from its touched keys.
       this.applied = desired;
-      this.ids = undefined;
       this.stats.applies++;
       const at = this.now();
       this.stats.lastSuccessAt = at;
