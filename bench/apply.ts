@@ -87,6 +87,8 @@ interface CaseResult {
   gc_ms: number;
   gc_count: number;
   heap_mb_per_agent: number;
+  /** ArrayBuffers (map tables held outside the JS heap), per agent. */
+  off_heap_mb_per_agent: number;
 }
 
 export async function main(): Promise<void> {
@@ -110,6 +112,7 @@ export async function main(): Promise<void> {
     // unmaps it on background threads, which took the other core while the lone agent after the
     // fleet was measured: 100-130 µs instead of 50-70, with 3x the CPU. A second's pause lets them finish.
     const heap = settleHeap().after;
+    const offHeap = process.memoryUsage().arrayBuffers / 2 ** 20;
     await sleep(1000);
     const gc = new GcWatch();
     const cpu0 = process.cpuUsage();
@@ -127,10 +130,12 @@ export async function main(): Promise<void> {
       gc_ms: round(g.totalMs, 4),
       gc_count: g.count,
       heap_mb_per_agent: round(heap / n, 3),
+      off_heap_mb_per_agent: round(offHeap / n, 3),
     };
     progress(
       t0,
-      `${n} agent(s): p50 ${result.p50_us} µs per agent and change, heap ${result.heap_mb_per_agent} MiB per agent`,
+      `${n} agent(s): p50 ${result.p50_us} µs per agent and change, heap ${result.heap_mb_per_agent} MiB ` +
+        `+ ${result.off_heap_mb_per_agent} MiB off-heap per agent`,
     );
     return result;
   };
@@ -146,6 +151,7 @@ export async function main(): Promise<void> {
     shared_vs_lone_ratio: round(shared.p50_us / lone50, 3),
     lone_heap_mb: round((loneBefore.heap_mb_per_agent + loneAfter.heap_mb_per_agent) / 2, 3),
     shared_heap_mb_per_agent: shared.heap_mb_per_agent,
+    shared_off_heap_mb_per_agent: shared.off_heap_mb_per_agent,
   };
   const details: Record<string, unknown> = {
     method:
@@ -154,7 +160,8 @@ export async function main(): Promise<void> {
   };
   closeDetails(metrics, details, (m) => [
     `one change costs a lone agent ${m.lone_p50_us} µs (p50) and each of ${args.agents} agents sharing a heap ${m.shared_p50_us} µs: sharing costs x${m.shared_vs_lone_ratio}.`,
-    `heap per agent: ${m.lone_heap_mb} MiB alone (its share of the process's fixed heap included), ${m.shared_heap_mb_per_agent} MiB shared.`,
+    `heap per agent: ${m.lone_heap_mb} MiB alone (its share of the process's fixed heap included), ${m.shared_heap_mb_per_agent} MiB shared, ` +
+      `plus ${m.shared_off_heap_mb_per_agent} MiB of map tables outside the heap.`,
   ]);
   writeAndPrint(
     {

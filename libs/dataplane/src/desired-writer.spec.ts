@@ -1,21 +1,27 @@
 import { DesiredWriter } from './desired-writer';
 import { digestMapSet, entryDigest } from './maps';
 
+// Keys and values of the maps' sizes (8-byte service and slot keys, 12-byte service values,
+// 4-byte slot and backend keys, 8-byte backend values), told apart by their first char.
+const k8 = (c: string) => c.padEnd(8, '\0');
+const v12 = (c: string) => c.padEnd(12, '\0');
+const v4 = (c: string) => c.padEnd(4, '\0');
+
 describe('DesiredWriter', () => {
   it('keeps the digest of the maps, and touches only keys whose value changed', () => {
     const w = new DesiredWriter('n1');
     let touched = w.begin();
-    w.set('mesh_services', 'a', '1');
-    w.set('mesh_slots', 'b', '2');
+    w.set('mesh_services', k8('a'), v12('1'));
+    w.set('mesh_slots', k8('b'), v4('2'));
     let d = w.finish(1, []);
     expect(d.digest).toBe(digestMapSet(d.maps));
-    expect([...(touched.mesh_services ?? []), ...(touched.mesh_slots ?? [])]).toEqual(['a', 'b']);
+    expect([...(touched.mesh_services ?? []), ...(touched.mesh_slots ?? [])]).toEqual([k8('a'), k8('b')]);
     touched = w.begin();
-    w.set('mesh_services', 'a', '1');
-    w.set('mesh_slots', 'b', '3');
+    w.set('mesh_services', k8('a'), v12('1'));
+    w.set('mesh_slots', k8('b'), v4('3'));
     d = w.finish(2, ['x']);
     expect([...(touched.mesh_services ?? [])]).toEqual([]);
-    expect([...(touched.mesh_slots ?? [])]).toEqual(['b']);
+    expect([...(touched.mesh_slots ?? [])]).toEqual([k8('b')]);
     expect(d.digest).toBe(digestMapSet(d.maps));
     expect(d.stats).toMatchObject({ frontends: 1, slots: 1, skipped: ['x'] });
     expect(d.revision).toBe(2);
@@ -24,16 +30,16 @@ describe('DesiredWriter', () => {
   it('deletes retired entries unless written again in the same update', () => {
     const w = new DesiredWriter('n1');
     w.begin();
-    w.set('mesh_slots', 'keep', 'v');
-    w.set('mesh_slots', 'gone', 'v');
+    w.set('mesh_slots', k8('keep'), v4('v'));
+    w.set('mesh_slots', k8('gone'), v4('v'));
     const touched = w.begin();
-    w.retire('mesh_slots', 'keep');
-    w.retire('mesh_slots', 'gone');
-    w.set('mesh_slots', 'keep', 'v');
+    w.retire('mesh_slots', k8('keep'));
+    w.retire('mesh_slots', k8('gone'));
+    w.set('mesh_slots', k8('keep'), v4('v'));
     w.dropRetired();
     const d = w.finish(2, []);
-    expect([...d.maps.mesh_slots.keys()]).toEqual(['keep']);
-    expect([...(touched.mesh_slots ?? [])]).toEqual(['gone']);
+    expect([...d.maps.mesh_slots.keys()]).toEqual([k8('keep')]);
+    expect([...(touched.mesh_slots ?? [])]).toEqual([k8('gone')]);
     expect(d.digest).toBe(digestMapSet(d.maps));
   });
 
@@ -42,12 +48,12 @@ describe('DesiredWriter', () => {
     const before = w.desired;
     w.tracking = false;
     const touched = w.begin();
-    w.set('mesh_backends', 'k', 'v');
+    w.set('mesh_backends', v4('k'), k8('v'));
     expect([...(touched.mesh_backends ?? [])]).toEqual([]);
     w.clear(5);
     expect(w.desired).not.toBe(before);
     expect(w.finish(5, []).digest).toBe(0n);
-    expect(before.maps.mesh_backends.get('k')).toBe('v');
+    expect(before.maps.mesh_backends.get(v4('k'))).toBe(k8('v'));
   });
 });
 

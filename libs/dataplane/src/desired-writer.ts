@@ -1,3 +1,4 @@
+import { ByteTable } from './byte-table';
 import type { CompiledMaps } from './compile';
 import { emptyAssignments } from './ids';
 import { MANAGED_MAPS, type ManagedMapName } from './layout';
@@ -77,8 +78,9 @@ export class DesiredWriter {
     const retiring = this.retiring[map];
     if (retiring.size > 0) retiring.delete(key);
     const m = this.desired.maps[map];
+    // Most redone entries come back unchanged: tell without making the old value's string.
+    if (m instanceof ByteTable ? m.holds(key, value) : m.get(key) === value) return;
     const old = m.get(key);
-    if (old === value) return;
     if (old !== undefined) this.digest(map, key, old, -1);
     m.set(key, value);
     this.digest(map, key, value, 1);

@@ -1,13 +1,22 @@
+import { ByteTable } from './byte-table';
 import { byteStringToHex, codecs, protoName, u32ToIpv4 } from './codec';
-import { MANAGED_MAPS, type ManagedMapName } from './layout';
+import { MANAGED_MAPS, MAPS, type ManagedMapName, STRUCTS } from './layout';
 
 /**
  * One map's entries: key bytes -> value bytes, both as byte strings (one char
  * per byte, see bytestr.ts). Strings make Map lookups and comparisons exact and
  * cheap; kernel bytes are only made when a batch goes to a backend, and people
- * are shown hex (byteStringToHex).
+ * are shown hex (byteStringToHex). The map sets this module makes hold them in
+ * ByteTables, outside the JS heap (an agent keeps one for the whole mesh); any
+ * Map of byte strings does as well (tests build them by hand).
  */
 export type MapEntries = Map<string, string>;
+
+/** An empty table of `map`'s key and value sizes. */
+export function tableFor(map: ManagedMapName, entries?: Iterable<readonly [string, string]>): ByteTable {
+  const { key, value } = MAPS[map];
+  return new ByteTable(STRUCTS[key].size, value ? STRUCTS[value].size : 0, entries);
+}
 
 /**
  * The agent-managed maps as bytes: what `compile` wants (desired) or what a
@@ -19,13 +28,13 @@ export type ReadMaps = MapSet;
 
 export function emptyMapSet(): MapSet {
   const out = {} as MapSet;
-  for (const m of MANAGED_MAPS) out[m] = new Map();
+  for (const m of MANAGED_MAPS) out[m] = tableFor(m);
   return out;
 }
 
 export function cloneMapSet(maps: MapSet): MapSet {
   const out = {} as MapSet;
-  for (const m of MANAGED_MAPS) out[m] = new Map(maps[m]);
+  for (const m of MANAGED_MAPS) out[m] = tableFor(m, maps[m]);
   return out;
 }
 

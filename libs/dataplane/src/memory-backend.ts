@@ -10,6 +10,7 @@ import {
   META_KEY,
   type Meta,
 } from './backend';
+import { ByteTable } from './byte-table';
 import { NOT_A_BYTE } from './bytestr';
 import { byteStringToHex, fromByteString, hexToByteString, toByteString } from './codec';
 import { LAYOUT_VERSION, MAPS, type MapName, STRUCTS } from './layout';
@@ -24,9 +25,11 @@ import { LAYOUT_VERSION, MAPS, type MapName, STRUCTS } from './layout';
  *  - batches apply in order and stop at the first failure (MapError.done);
  *  - ARRAY maps (mesh_meta) always hold their entries, zero-filled, and reject deletes;
  *  - deleting a missing key is fine (the BPF backend maps ENOENT to success too).
- * Entries are held as byte strings (one char per byte), the form of map sets and
- * plan ops: the reconciler's batches (updateStrings) and read-backs (readStrings)
- * go in and out without making any bytes. With `file`, every write is persisted (write to a temp file, then rename, so
+ * Entries are bytes outside the JS heap (byte-table.ts), as a kernel map holds
+ * them: a simulation worker holds 50 nodes' maps, and a Map of strings per map
+ * would be 70k+ heap objects per node for every major GC to mark. Batches
+ * (updateStrings) and read-backs (readStrings) are byte strings, the form of map
+ * sets and plan ops. With `file`, every write is persisted (write to a temp file, then rename, so
  * a crash leaves the old or the new file, never half of one): like pinned maps,
  * what was written survives the agent process.
  */
@@ -60,7 +63,7 @@ type Op = MapError['op'];
 
 export class MemoryMapBackend implements MapBackend {
   readonly kind = 'memory';
-  private readonly maps = new Map<MapName, Map<string, string>>();
+  private readonly maps = new Map<MapName, ByteTable>();
   private faults: Array<FaultSpec & { left: number }> = [];
   private closed = false;
   /** Write calls made (update, delete, writeMeta): lets tests assert "nothing was written". */
@@ -69,7 +72,7 @@ export class MemoryMapBackend implements MapBackend {
   private constructor(private readonly opts: MemoryMapBackendOptions) {
     for (const name of Object.keys(MAPS) as MapName[]) {
       const def = MAPS[name];
-      const m = new Map<string, string>();
+      const m = new ByteTable(this.sizeOf(name, 'key'), this.sizeOf(name, 'value'));
       if (def.type === 'array') {
         const zero = '\0'.repeat(def.value ? STRUCTS[def.value].size : 0);
         for (let i = 0; i < def.maxEntries; i++) {
@@ -97,7 +100,11 @@ export class MemoryMapBackend implements MapBackend {
     for (const [name, entries] of Object.entries(data.maps)) {
       const m = this.maps.get(name as MapName);
       if (!m) continue;
-      for (const [k, v] of Object.entries(entries)) m.set(hexToByteString(k), hexToByteString(v));
+      try {
+        for (const [k, v] of Object.entries(entries)) m.set(hexToByteString(k), hexToByteString(v));
+      } catch (err) {
+        throw new Error(`${file}: ${name}: ${(err as Error).message}`);
+      }
     }
   }
 
@@ -125,7 +132,7 @@ export class MemoryMapBackend implements MapBackend {
     this.faults = [];
   }
 
-  private map(name: MapName, op: Op): Map<string, string> {
+  private map(name: MapName, op: Op): ByteTable {
     if (this.closed) throw new MapError('EBUSY', name, op, 0, 'backend closed');
     const m = this.maps.get(name);
     if (!m) throw new MapError('EINVAL', name, op, 0, 'no such map');
