@@ -90,6 +90,42 @@ export function encodeMeta(meta: Meta): Uint8Array {
   });
 }
 
+const CHR = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i));
+const le32 = (n: number) =>
+  CHR[n & 0xff]! + CHR[(n >>> 8) & 0xff]! + CHR[(n >>> 16) & 0xff]! + CHR[n >>> 24]!;
+const u64 = (n: bigint) => le32(Number(n & 0xffffffffn)) + le32(Number(n >> 32n));
+
+/**
+ * encodeMeta as a byte string, what the memory backend stores: written after every apply, and
+ * encoding the whole struct (two 64-byte names) was ~9% of an agent's apply. The names, the same
+ * on every write of one agent, are encoded once per encoder; the rest is written here, and
+ * whatever the fast path does not check goes through the codec (its own errors).
+ */
+export class MetaEncoder {
+  private names: { node: string; cluster: string; bytes: string } | undefined;
+
+  encode(meta: Meta): string {
+    const { layoutVersion: v, appliedRevision: rev, appliedAtMs: at, mapsDigest: digest } = meta;
+    const fast =
+      Number.isInteger(v) &&
+      v >= 0 &&
+      v <= 0xffffffff &&
+      Number.isSafeInteger(rev) &&
+      rev >= 0 &&
+      Number.isSafeInteger(at) &&
+      at >= 0 &&
+      typeof digest === 'bigint' &&
+      digest >= 0n &&
+      digest <= 0xffffffffffffffffn;
+    if (!fast) return toByteString(encodeMeta(meta));
+    if (this.names?.node !== meta.node || this.names.cluster !== meta.cluster) {
+      const bytes = toByteString(encodeMeta(meta)).slice(32);
+      this.names = { node: meta.node, cluster: meta.cluster, bytes };
+    }
+    return le32(META_MAGIC) + le32(v) + u64(BigInt(rev)) + u64(BigInt(at)) + u64(digest) + this.names.bytes;
+  }
+}
+
 /** Undefined for the all-zero entry an ARRAY map starts with. */
 export function decodeMeta(bytes: Uint8Array): Meta | undefined {
   const v = codecs.metaValue.decode(bytes);
@@ -105,6 +141,7 @@ export function decodeMeta(bytes: Uint8Array): Meta | undefined {
 }
 
 export const META_KEY = codecs.metaKey.encode({ index: 0 });
+export const META_KEY_STR = toByteString(META_KEY);
 
 /** Reads every agent-managed map of a backend (the full read-back of a resync or restart). */
 export async function readMaps(backend: MapBackend): Promise<MapSet> {

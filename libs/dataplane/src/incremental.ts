@@ -31,7 +31,15 @@ import {
 import { globalKeyOf, groupFrontends, scopedWorkload, scopeOf } from './global';
 import type { IdAllocator, IdKind } from './ids';
 import { BE_F_LOCAL, MANAGED_MAPS } from './layout';
-import { BackendRefs, destOfKey, forEachOwned, type Owned, type OwnedParts, packOwned } from './owned';
+import {
+  BackendRefs,
+  destOfKey,
+  forEachOwned,
+  type Owned,
+  type OwnedParts,
+  packOwned,
+  reuseKeys,
+} from './owned';
 import type { TouchedKeys } from './plan';
 
 /*
@@ -178,8 +186,9 @@ export class IncrementalCompiler {
       else this.known.delete(key);
     }
     if (localChanged) this.localsChanged(affected);
-    for (const svc of affected) this.removeService(svc);
-    this.addServices([...affected].sort());
+    const previous = new Map<string, Owned>();
+    for (const svc of affected) this.removeService(svc, previous);
+    this.addServices([...affected].sort(), previous);
     this.out.dropRetired();
     this.collectUnused();
     if (localChanged || opts.refreshIdentities) this.writeIdentities();
@@ -283,9 +292,10 @@ export class IncrementalCompiler {
     return this.desired.ids.backends.get(key)!;
   }
 
-  private removeService(svc: string): void {
+  private removeService(svc: string, previous: Map<string, Owned>): void {
     const packed = this.owned.get(svc);
     if (!packed) return;
+    previous.set(svc, packed);
     forEachOwned(packed, (part, key) => {
       if (part === 'dests') {
         if (this.refs.release(key)) this.orphanDests.add(key);
@@ -297,7 +307,8 @@ export class IncrementalCompiler {
     this.owned.delete(svc);
   }
 
-  private addServices(svcs: string[]): void {
+  /** `previous`: what each service owned before this update, whose key strings are kept (see reuseKeys). */
+  private addServices(svcs: string[], previous: ReadonlyMap<string, Owned>): void {
     const addrs = new Addresses();
     const built: Array<[string, Frontend[]]> = [];
     for (const svc of svcs) {
@@ -362,7 +373,7 @@ export class IncrementalCompiler {
             this.out.set('mesh_backends', ...encodeBackend(d, ids.backends.get(d.key)!));
         });
       }
-      this.owned.set(svc, packOwned(o));
+      this.owned.set(svc, packOwned(reuseKeys(o, previous.get(svc))));
     }
   }
 

@@ -3,12 +3,13 @@ import path from 'node:path';
 import {
   decodeMeta,
   type ErrnoName,
-  encodeMeta,
   type MapBackend,
   type MapEntry,
   MapError,
   META_KEY,
+  META_KEY_STR,
   type Meta,
+  MetaEncoder,
 } from './backend';
 import { ByteTable } from './byte-table';
 import { NOT_A_BYTE } from './bytestr';
@@ -66,6 +67,7 @@ export class MemoryMapBackend implements MapBackend {
   private readonly maps = new Map<MapName, ByteTable>();
   private faults: Array<FaultSpec & { left: number }> = [];
   private closed = false;
+  private readonly meta = new MetaEncoder();
   /** Write calls made (update, delete, writeMeta): lets tests assert "nothing was written". */
   writes = 0;
 
@@ -250,7 +252,7 @@ export class MemoryMapBackend implements MapBackend {
   }
 
   async writeMeta(meta: Meta): Promise<void> {
-    await this.update('mesh_meta', [[META_KEY, encodeMeta(meta)]]);
+    await this.updateStrings('mesh_meta', [META_KEY_STR], [this.meta.encode(meta)]);
   }
 
   /** Entries currently held (tests and simulations). */

@@ -1,5 +1,13 @@
 import fc from 'fast-check';
-import { BackendRefs, destOfKey, forEachOwned, type OwnedParts, packOwned, unpackOwned } from './owned';
+import {
+  BackendRefs,
+  destOfKey,
+  forEachOwned,
+  type OwnedParts,
+  packOwned,
+  reuseKeys,
+  unpackOwned,
+} from './owned';
 
 describe('Owned records', () => {
   it('property: pack then unpack gives back every part', () => {
@@ -20,6 +28,25 @@ describe('Owned records', () => {
           expect(visited).toEqual(parts);
         },
       ),
+    );
+  });
+
+  it('property: reusing an older record keeps every key as it was (small records scanned, large indexed)', () => {
+    // String identity is not observable from JS; what the heap gains, the apply bench measures.
+    const keys = fc.array(fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f'), { maxLength: 40 });
+    fc.assert(
+      fc.property(keys, keys, keys, (frontends, slots, dests) => {
+        const make = (): OwnedParts => ({
+          frontends: [...frontends],
+          services: frontends.map((f) => `svc:${f}`),
+          slots: [...slots],
+          policy: [],
+          dests: [...dests],
+        });
+        const old = packOwned({ ...make(), slots: [...slots].reverse(), dests: ['z', ...dests] });
+        expect(reuseKeys(make(), old)).toEqual(make());
+        expect(reuseKeys(make(), undefined)).toEqual(make());
+      }),
     );
   });
 

@@ -37,6 +37,36 @@ export function packOwned(p: OwnedParts): Owned {
   return out;
 }
 
+/**
+ * `parts` with each key that `old` holds too replaced by old's string (equal text, the older
+ * object). A redone service writes mostly the keys it had; its fresh strings would be kept for
+ * as long as the service is, surviving the young generation into old space for every change of
+ * every agent, while the old ones become garbage there. In place; returns `parts`.
+ */
+export function reuseKeys(parts: OwnedParts, old: Owned | undefined): OwnedParts {
+  if (!old) return parts;
+  // A service's few frontends, slots and destinations: a scan beats building an index, up to a point.
+  let index: Map<string, string> | undefined;
+  if (old.length > 3 + 32) {
+    index = new Map();
+    for (let j = 3; j < old.length; j++) index.set(old[j] as string, old[j] as string);
+  }
+  for (const part of [parts.frontends, parts.services, parts.slots, parts.policy, parts.dests])
+    for (let i = 0; i < part.length; i++) {
+      const key = part[i]!;
+      if (index) {
+        part[i] = index.get(key) ?? key;
+        continue;
+      }
+      for (let j = 3; j < old.length; j++)
+        if (old[j] === key) {
+          part[i] = old[j] as string;
+          break;
+        }
+    }
+  return parts;
+}
+
 export function unpackOwned(o: Owned): OwnedParts {
   const [nFrontends, nSlots, nPolicy] = o as [number, number, number];
   let at = 3;

@@ -238,6 +238,21 @@ describe('AppliedHistory', () => {
     expect(JSON.parse(h.json())).toHaveLength(1);
   });
 
+  it('pushMs (what an agent calls per apply) keeps the same records and text as push', () => {
+    const a = new AppliedHistory(4);
+    const b = new AppliedHistory(4);
+    for (let r = 1; r <= 9; r++) {
+      const x = rec(r, r % 3 === 0);
+      a.push(x);
+      b.pushMs(x.revision, x.appliedAt.getTime(), x.durationMs, x.receivedAt?.getTime());
+      expect(b.records()).toEqual(a.records());
+      expect(b.json()).toBe(a.json());
+    }
+    expect(() => b.pushMs(10, Number.NaN, 1)).toThrow(NodeStatusCodecError);
+    expect(() => b.pushMs(10, 1_000, 1, 9e15)).toThrow('recentApplies.receivedAt is not a valid Date');
+    expect(b.records().map((x) => x.revision)).toEqual([6, 7, 8, 9]);
+  });
+
   it('refuses a limit below 1', () => {
     expect(() => new AppliedHistory(0)).toThrow(RangeError);
   });

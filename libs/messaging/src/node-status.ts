@@ -138,48 +138,89 @@ function appliedFromWire([revision, applied, durationMs, receivedBefore]: Compac
 }
 
 /**
- * A node's recent applies (oldest first, at most `limit`) with each record's wire text kept. The
- * agent rewrites its status after applies (coalesced) and on every heartbeat; re-encoding every
- * dated record each time cost more than the rest of the value. The joined text is built when a
- * write asks for it, not on every apply: with writes coalesced most applies are never written
- * alone, and rejoining ~64 records per apply was the largest allocation of an agent's apply.
- * Records are immutable once added.
+ * A node's recent applies (oldest first, at most `limit`), as numbers in a ring: an agent adds one
+ * per apply, and as objects with Dates and their wire text each record was ~250 bytes that lived
+ * `limit` applies (promoted, then garbage in old space: a simulation worker's 50 agents made it a
+ * large share of every scavenge's copying). The wire text is built when a write asks for it
+ * (writes are coalesced, about one a second) and kept until the next push.
  */
 export class AppliedHistory {
-  private recs: AppliedRecord[] = [];
-  private texts: string[] = [];
+  // Per record: revision, appliedAt ms, durationMs, appliedAt - receivedAt ms (NaN: unknown).
+  private readonly ring: Float64Array;
+  private start = 0;
+  private count = 0;
   private joined: string | undefined = '';
 
   constructor(readonly limit: number) {
     if (!Number.isSafeInteger(limit) || limit < 1)
       throw new RangeError(`history limit must be >= 1, got ${limit}`);
+    this.ring = new Float64Array(limit * 4);
   }
 
   get size(): number {
-    return this.recs.length;
+    return this.count;
   }
 
-  /** The records, oldest first (a copy). */
+  /** The records, oldest first (new objects). */
   records(): AppliedRecord[] {
-    return [...this.recs];
+    const out: AppliedRecord[] = [];
+    this.forEach((revision, applied, durationMs, before) => {
+      const rec: AppliedRecord = { revision, appliedAt: new Date(applied), durationMs };
+      if (!Number.isNaN(before)) rec.receivedAt = new Date(applied - before);
+      out.push(rec);
+    });
+    return out;
   }
 
   push(rec: AppliedRecord): void {
-    const text = appliedToJson(rec); // throws on a bad date before anything changes
-    this.recs.push(rec);
-    this.texts.push(text);
-    if (this.recs.length > this.limit) {
-      this.recs.shift();
-      this.texts.shift();
-    }
+    const applied = validMs(rec.appliedAt, 'appliedAt');
+    const received = rec.receivedAt === undefined ? undefined : validMs(rec.receivedAt, 'receivedAt');
+    this.pushMs(rec.revision, applied, rec.durationMs, received);
+  }
+
+  /** push() without Dates: what the agent calls on every apply. */
+  pushMs(revision: number, appliedAtMs: number, durationMs: number, receivedAtMs?: number): void {
+    const applied = validMs(appliedAtMs, 'appliedAt');
+    const before = receivedAtMs === undefined ? Number.NaN : applied - validMs(receivedAtMs, 'receivedAt');
+    const slot = ((this.start + this.count) % this.limit) * 4;
+    if (this.count === this.limit) this.start = (this.start + 1) % this.limit;
+    else this.count++;
+    this.ring[slot] = revision;
+    this.ring[slot + 1] = applied;
+    this.ring[slot + 2] = durationMs;
+    this.ring[slot + 3] = before;
     this.joined = undefined;
   }
 
-  /** The history as JSON text (the wire's `applies`). */
+  /** The history as JSON text (the wire's `applies`, see appliedToJson). */
   json(): string {
-    this.joined ??= this.texts.join(',');
+    if (this.joined === undefined) {
+      const texts: string[] = [];
+      this.forEach((revision, applied, durationMs, before) => {
+        const rec = Number.isNaN(before)
+          ? [revision, applied, durationMs]
+          : [revision, applied, durationMs, before];
+        texts.push(JSON.stringify(rec));
+      });
+      this.joined = texts.join(',');
+    }
     return `[${this.joined}]`;
   }
+
+  private forEach(fn: (revision: number, applied: number, durationMs: number, before: number) => void): void {
+    for (let i = 0; i < this.count; i++) {
+      const at = ((this.start + i) % this.limit) * 4;
+      fn(this.ring[at]!, this.ring[at + 1]!, this.ring[at + 2]!, this.ring[at + 3]!);
+    }
+  }
+}
+
+/** A Date's (or epoch ms') time, which a Date can hold; NodeStatusCodecError otherwise. */
+function validMs(d: Date | number, field: string): number {
+  const ms = d instanceof Date ? d.getTime() : typeof d === 'number' ? d : Number.NaN;
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15)
+    throw new NodeStatusCodecError(`node status: recentApplies.${field} is not a valid Date`);
+  return ms;
 }
 
 /**

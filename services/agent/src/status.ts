@@ -156,15 +156,7 @@ export class StatusReporter {
         s.appliedAt = this.date(o.at);
         s.applyDurationMs = o.durationMs;
         s.ops = o.ops;
-        if (advanced) {
-          const rec: AppliedRecord = {
-            revision: o.revision,
-            appliedAt: this.date(o.at),
-            durationMs: o.durationMs,
-          };
-          if (receivedAtMs !== undefined) rec.receivedAt = this.date(receivedAtMs);
-          this.history.push(rec);
-        }
+        if (advanced) this.history.pushMs(o.revision, o.at, o.durationMs, receivedAtMs);
       }
       s.lastError = null;
       s.failedRevision = null;
