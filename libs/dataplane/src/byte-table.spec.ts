@@ -15,7 +15,9 @@ describe('ByteTable', () => {
         for (const [put, k, v] of ops) {
           const value = String.fromCharCode(v & 0xff, v >> 8);
           if (put) {
-            t.set(key(k), value);
+            // Half the writes through exchange: it answers what the Map held before.
+            if (v % 2) t.set(key(k), value);
+            else expect(t.exchange(key(k), value)).toBe(m.get(key(k)));
             m.set(key(k), value);
           } else expect(t.delete(key(k))).toBe(m.delete(key(k)));
           expect(t.size).toBe(m.size);
@@ -34,9 +36,19 @@ describe('ByteTable', () => {
     const t = new ByteTable(2, 3);
     t.set('\0\xff', '\xff\0\x80');
     expect(t.get('\0\xff')).toBe('\xff\0\x80');
-    expect(t.holds('\0\xff', '\xff\0\x80')).toBe(true);
-    expect(t.holds('\0\xff', '\xff\0\x81')).toBe(false);
-    expect(t.holds('\0\xfe', '\xff\0\x80')).toBe(false);
+    // exchange: the value itself when unchanged, the previous one, undefined for a new key.
+    const same = '\xff\0\x80';
+    expect(t.exchange('\0\xff', same)).toBe(same);
+    expect(t.exchange('\0\xff', '\xff\0\x81')).toBe('\xff\0\x80');
+    expect(t.exchange('\0\xfe', 'abc')).toBeUndefined();
+    expect(t.get('\0\xff')).toBe('\xff\0\x81');
+    // trySet: a new key only when allowed; an existing one always.
+    expect(t.trySet('\0\xfd', 'abc', false)).toBe(false);
+    expect(t.has('\0\xfd')).toBe(false);
+    expect(t.trySet('\0\xfe', 'xyz', false)).toBe(true);
+    expect(t.get('\0\xfe')).toBe('xyz');
+    t.delete('\0\xfe');
+    t.set('\0\xff', '\xff\0\x80');
     expect(() => t.set('\0', 'abc')).toThrow('key of 1 bytes, expected 2');
     expect(() => t.set('ab', 'abcd')).toThrow('value of 4 bytes, expected 3');
     expect(() => t.set('a\u0100', 'abc')).toThrow('key: char 1 is not a byte');

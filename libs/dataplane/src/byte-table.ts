@@ -59,29 +59,48 @@ export class ByteTable implements Map<string, string> {
     return i < 0 ? undefined : this.read(i * this.stride + this.keySize, this.valueSize);
   }
 
-  /** Whether `key` holds exactly `value` (no string made). */
-  holds(key: string, value: string): boolean {
-    const i = this.find(key, hashOf(key));
-    return i >= 0 && value.length === this.valueSize && this.equal(i * this.stride + this.keySize, value);
+  set(key: string, value: string): this {
+    this.put(key, value, true);
+    return this;
   }
 
-  set(key: string, value: string): this {
+  /**
+   * set() in one lookup, for writers that need what was there: the previous value, `value`
+   * itself when the entry already held it (nothing written), or undefined for a new key.
+   */
+  exchange(key: string, value: string): string | undefined {
+    return this.put(key, value, true) ?? undefined;
+  }
+
+  /** set() unless `key` is new and `allowNew` is false (a full map): then false, nothing written. */
+  trySet(key: string, value: string, allowNew: boolean): boolean {
+    return this.put(key, value, allowNew) !== null;
+  }
+
+  // Previous value, `value` when unchanged, undefined when inserted, null when refused.
+  private put(key: string, value: string, allowNew: boolean): string | undefined | null {
     this.check(key, this.keySize, 'key');
     this.check(value, this.valueSize, 'value');
     const h = hashOf(key);
     let i = this.find(key, h);
-    if (i < 0) {
-      if (this.count + 1 > (this.mask + 1) * LOAD) {
-        this.resize((this.mask + 1) * 2);
-        i = this.find(key, h);
-      }
-      i = ~i;
-      this.hashes[i] = h;
-      this.write(i * this.stride, key);
-      this.count++;
+    const at = i < 0 ? 0 : i * this.stride + this.keySize;
+    if (i >= 0) {
+      if (this.equal(at, value)) return value;
+      const old = this.read(at, this.valueSize);
+      this.write(at, value);
+      return old;
     }
+    if (!allowNew) return null;
+    if (this.count + 1 > (this.mask + 1) * LOAD) {
+      this.resize((this.mask + 1) * 2);
+      i = this.find(key, h);
+    }
+    i = ~i;
+    this.hashes[i] = h;
+    this.write(i * this.stride, key);
     this.write(i * this.stride + this.keySize, value);
-    return this;
+    this.count++;
+    return undefined;
   }
 
   delete(key: string): boolean {

@@ -11,6 +11,13 @@ function noKeys(): KeySets {
   return Object.fromEntries(MANAGED_MAPS.map((m) => [m, new Set<string>()])) as KeySets;
 }
 
+/** ByteTable.exchange for a plain Map. */
+function exchange(m: Map<string, string>, key: string, value: string): string | undefined {
+  const old = m.get(key);
+  if (old !== value) m.set(key, value);
+  return old;
+}
+
 /**
  * The incremental compiler's desired maps: writes keep the digest current
  * and record the keys each update touched, and a redone service's old entries
@@ -78,11 +85,10 @@ export class DesiredWriter {
     const retiring = this.retiring[map];
     if (retiring.size > 0) retiring.delete(key);
     const m = this.desired.maps[map];
-    // Most redone entries come back unchanged: tell without making the old value's string.
-    if (m instanceof ByteTable ? m.holds(key, value) : m.get(key) === value) return;
-    const old = m.get(key);
+    // One lookup: most redone entries come back unchanged (then no string is made, nothing written).
+    const old = m instanceof ByteTable ? m.exchange(key, value) : exchange(m, key, value);
+    if (old === value) return;
     if (old !== undefined) this.digest(map, key, old, -1);
-    m.set(key, value);
     this.digest(map, key, value, 1);
     if (this.tracking) this.touch(map, key);
   }

@@ -33,6 +33,7 @@ import type { IdAllocator, IdKind } from './ids';
 import { BE_F_LOCAL, MANAGED_MAPS } from './layout';
 import {
   BackendRefs,
+  destCounts,
   destOfKey,
   forEachOwned,
   type Owned,
@@ -189,6 +190,8 @@ export class IncrementalCompiler {
     const previous = new Map<string, Owned>();
     for (const svc of affected) this.removeService(svc, previous);
     this.addServices([...affected].sort(), previous);
+    // Services gone, or skipped now: everything they held is released.
+    for (const [svc, old] of previous) if (!this.owned.has(svc)) this.release(svc, old, destCounts(old), []);
     this.out.dropRetired();
     this.collectUnused();
     if (localChanged || opts.refreshIdentities) this.writeIdentities();
@@ -296,15 +299,27 @@ export class IncrementalCompiler {
     const packed = this.owned.get(svc);
     if (!packed) return;
     previous.set(svc, packed);
+    // Destinations and frontends are released once the service is rebuilt (release): most
+    // come back, and their counts and owners need not move.
     forEachOwned(packed, (part, key) => {
-      if (part === 'dests') {
-        if (this.refs.release(key)) this.orphanDests.add(key);
-      } else if (part === 'frontends') {
-        if (this.frontendOwner.get(key) === svc) this.frontendOwner.delete(key);
-        this.orphanFrontends.add(key);
-      } else this.out.retire(OWNED_MAP[part], key);
+      if (part !== 'dests' && part !== 'frontends') this.out.retire(OWNED_MAP[part], key);
     });
     this.owned.delete(svc);
+  }
+
+  /**
+   * Releases what `svc` held before this update (`old`) and no longer does: the references in
+   * `dests` (the old destinations' counts, less those the rebuild used again) and the frontends
+   * not in `fronts`. Unused ones are collected at the end of the update.
+   */
+  private release(svc: string, old: Owned, dests: Map<string, number>, fronts: readonly string[]): void {
+    for (const [key, n] of dests)
+      for (let i = 0; i < n; i++) if (this.refs.release(key)) this.orphanDests.add(key);
+    forEachOwned(old, (part, key) => {
+      if (part !== 'frontends' || fronts.includes(key)) return;
+      if (this.frontendOwner.get(key) === svc) this.frontendOwner.delete(key);
+      this.orphanFrontends.add(key);
+    });
   }
 
   /** `previous`: what each service owned before this update, whose key strings are kept (see reuseKeys). */
@@ -345,6 +360,9 @@ export class IncrementalCompiler {
     for (const k of [...newDests].sort()) this.id('backends', k);
     for (const [svc, fs] of built) {
       const o: OwnedParts = { frontends: [], services: [], slots: [], policy: [], dests: [] };
+      const before = previous.get(svc);
+      // The destinations the service held, by count: those it uses again keep their references.
+      const held = before ? destCounts(before) : undefined;
       for (const f of fs) {
         const e = encodeFrontend(
           f,
@@ -367,12 +385,18 @@ export class IncrementalCompiler {
         f.dests.forEach((d, i) => {
           if (f.counts[i]! === 0) return;
           o.dests.push(d.key);
+          const n = held?.get(d.key) ?? 0;
+          if (n > 0) {
+            held!.set(d.key, n - 1);
+            return; // held before this update: its reference stands
+          }
           // A destination some table already used keeps its entry (its fields are in its key,
           // its flag is rewritten by localsChanged): only a new one is encoded and written.
           if (this.refs.acquire(d.key, d.addr))
             this.out.set('mesh_backends', ...encodeBackend(d, ids.backends.get(d.key)!));
         });
       }
+      if (before) this.release(svc, before, held!, o.frontends);
       this.owned.set(svc, packOwned(reuseKeys(o, previous.get(svc))));
     }
   }

@@ -208,9 +208,8 @@ export class MemoryMapBackend implements MapBackend {
         this.checkSize(map, 'key', k.length, 'update', done);
         this.checkSize(map, 'value', v.length, 'update', done);
         if (i === bad) throw new MapError('EINVAL', map, 'update', done, `entry ${i}: not a byte string`);
-        if (!m.has(k) && (def.type === 'array' || m.size >= max))
+        if (!m.trySet(k, v, def.type !== 'array' && m.size < max))
           throw new MapError('E2BIG', map, 'update', done, `${m.size} entries, no room for a new key`);
-        m.set(k, v);
         done++;
       }
       if (fault) throw new MapError(fault.code, map, 'update', done, 'injected fault');

@@ -108,6 +108,15 @@ export function forEachOwned(o: Owned, visit: (part: OwnedPart, key: string) => 
   }
 }
 
+/** How many times each destination occurs in `o` (a service's frontends may share one). */
+export function destCounts(o: Owned): Map<string, number> {
+  const counts = new Map<string, number>();
+  forEachOwned(o, (part, key) => {
+    if (part === 'dests') counts.set(key, (counts.get(key) ?? 0) + 1);
+  });
+  return counts;
+}
+
 /** A destination key `addr:port/PROTO` (frontendsOf's format) as the fields of its mesh_backends value. */
 export function destOfKey(key: string, flags: number): Dest {
   const colon = key.lastIndexOf(':');
