@@ -185,12 +185,21 @@ export class ByteTable implements Map<string, string> {
   }
 
   private read(at: number, n: number): string {
-    // Short strings char by char (V8 keeps results under 13 chars flat), longer ones in one call.
+    // One flat string per call: the managed maps' sizes by hand, the rest through apply.
     const d = this.data;
-    if (n > 12) return String.fromCharCode.apply(null, d.subarray(at, at + n) as unknown as number[]);
-    let s = '';
-    for (let i = 0; i < n; i++) s += String.fromCharCode(d[at + i]!);
-    return s;
+    const b = (i: number) => d[at + i]!;
+    switch (n) {
+      case 0:
+        return '';
+      case 4:
+        return String.fromCharCode(b(0), b(1), b(2), b(3));
+      case 8:
+        return String.fromCharCode(b(0), b(1), b(2), b(3), b(4), b(5), b(6), b(7));
+      case 12:
+        return String.fromCharCode(b(0), b(1), b(2), b(3), b(4), b(5), b(6), b(7), b(8), b(9), b(10), b(11));
+      default:
+        return String.fromCharCode.apply(null, d.subarray(at, at + n) as unknown as number[]);
+    }
   }
 
   private write(at: number, s: string): void {
