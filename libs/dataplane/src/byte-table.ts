@@ -83,8 +83,8 @@ export class ByteTable implements Map<string, string> {
     this.check(value, this.valueSize, 'value');
     const h = hashOf(key);
     let i = this.find(key, h);
-    const at = i < 0 ? 0 : i * this.stride + this.keySize;
     if (i >= 0) {
+      const at = i * this.stride + this.keySize;
       if (this.equal(at, value)) return value;
       const old = this.read(at, this.valueSize);
       this.write(at, value);
