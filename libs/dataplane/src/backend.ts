@@ -1,3 +1,4 @@
+import { le32 } from './bytestr';
 import { codecs, toByteString } from './codec';
 import { LAYOUT_VERSION, MANAGED_MAPS, type MapName, META_MAGIC } from './layout';
 import { emptyMapSet, type MapSet } from './maps';
@@ -90,9 +91,6 @@ export function encodeMeta(meta: Meta): Uint8Array {
   });
 }
 
-const CHR = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i));
-const le32 = (n: number) =>
-  CHR[n & 0xff]! + CHR[(n >>> 8) & 0xff]! + CHR[(n >>> 16) & 0xff]! + CHR[n >>> 24]!;
 const u64 = (n: bigint) => le32(Number(n & 0xffffffffn)) + le32(Number(n >> 32n));
 
 /**

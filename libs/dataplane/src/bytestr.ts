@@ -11,7 +11,8 @@ import { type FieldDef, type StructDef, TYPE_SIZE } from './layout';
  * codec.spec.ts checks both paths agree on every struct.
  */
 
-const CHR = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i));
+/** The one-char string of each byte. */
+export const CHR = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i));
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
@@ -32,7 +33,8 @@ function checkInt(v: unknown, max: number, where: string): number {
   return v;
 }
 
-function le32(n: number): string {
+/** A u32, little-endian, as a 4-char byte string. */
+export function le32(n: number): string {
   return CHR[n & 0xff]! + CHR[(n >>> 8) & 0xff]! + CHR[(n >>> 16) & 0xff]! + CHR[n >>> 24]!;
 }
 

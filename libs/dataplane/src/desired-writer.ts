@@ -1,21 +1,13 @@
-import { ByteTable } from './byte-table';
 import type { CompiledMaps } from './compile';
 import { emptyAssignments } from './ids';
 import { MANAGED_MAPS, type ManagedMapName } from './layout';
-import { digestOf, emptyMapSet, entryDigest } from './maps';
+import { digestOf, emptyMapSet, entryDigest, type TableSet } from './maps';
 
 type KeySets = Record<ManagedMapName, Set<string>>;
 type TouchedKeys = Partial<KeySets>;
 
 function noKeys(): KeySets {
   return Object.fromEntries(MANAGED_MAPS.map((m) => [m, new Set<string>()])) as KeySets;
-}
-
-/** ByteTable.exchange for a plain Map. */
-function exchange(m: Map<string, string>, key: string, value: string): string | undefined {
-  const old = m.get(key);
-  if (old !== value) m.set(key, value);
-  return old;
 }
 
 /**
@@ -27,6 +19,8 @@ function exchange(m: Map<string, string>, key: string, value: string): string | 
  */
 export class DesiredWriter {
   desired: CompiledMaps;
+  /** desired.maps, as the tables they are. */
+  private tables: TableSet;
   private lo = 0;
   private hi = 0;
   /** Keys written or deleted since begin(), per map (a Set only for maps that had one). */
@@ -36,16 +30,18 @@ export class DesiredWriter {
   tracking = true;
 
   constructor(private readonly node: string) {
+    this.tables = emptyMapSet();
     this.desired = this.blank(0);
   }
 
   private blank(revision: number): CompiledMaps {
     const stats = { frontends: 0, backends: 0, slots: 0, identities: 0, policies: 0, skipped: [] };
-    return { node: this.node, revision, maps: emptyMapSet(), ids: emptyAssignments(), stats, digest: 0n };
+    return { node: this.node, revision, maps: this.tables, ids: emptyAssignments(), stats, digest: 0n };
   }
 
   /** Empty maps and ids (a new object: results handed out before keep what they held). */
   clear(revision: number): void {
+    this.tables = emptyMapSet();
     this.desired = this.blank(revision);
     this.lo = this.hi = 0;
     for (const m of MANAGED_MAPS) this.retiring[m].clear();
@@ -84,9 +80,8 @@ export class DesiredWriter {
   set(map: ManagedMapName, key: string, value: string): void {
     const retiring = this.retiring[map];
     if (retiring.size > 0) retiring.delete(key);
-    const m = this.desired.maps[map];
     // One lookup: most redone entries come back unchanged (then no string is made, nothing written).
-    const old = m instanceof ByteTable ? m.exchange(key, value) : exchange(m, key, value);
+    const old = this.tables[map].exchange(key, value);
     if (old === value) return;
     if (old !== undefined) this.digest(map, key, old, -1);
     this.digest(map, key, value, 1);

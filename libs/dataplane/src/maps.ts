@@ -26,8 +26,10 @@ export function tableFor(map: ManagedMapName, entries?: Iterable<readonly [strin
 export type MapSet = Record<ManagedMapName, MapEntries>;
 export type ReadMaps = MapSet;
 
-export function emptyMapSet(): MapSet {
-  const out = {} as MapSet;
+export type TableSet = Record<ManagedMapName, ByteTable>;
+
+export function emptyMapSet(): TableSet {
+  const out = {} as TableSet;
   for (const m of MANAGED_MAPS) out[m] = tableFor(m);
   return out;
 }

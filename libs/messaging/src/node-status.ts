@@ -119,14 +119,16 @@ const isoOrNull = (d: Date | null | undefined, field: string) => (d ? iso(d, fie
  * a record was ~110 bytes, as this ~25, and encoding it needs no date formatting.
  */
 function appliedToJson(a: AppliedRecord): string {
-  const applied = a.appliedAt instanceof Date ? a.appliedAt.getTime() : Number.NaN;
-  if (Number.isNaN(applied))
-    throw new NodeStatusCodecError('node status: recentApplies.appliedAt is not a valid Date');
-  if (a.receivedAt === undefined) return JSON.stringify([a.revision, applied, a.durationMs]);
-  const received = a.receivedAt instanceof Date ? a.receivedAt.getTime() : Number.NaN;
-  if (Number.isNaN(received))
-    throw new NodeStatusCodecError('node status: recentApplies.receivedAt is not a valid Date');
-  return JSON.stringify([a.revision, applied, a.durationMs, applied - received]);
+  const applied = validMs(a.appliedAt, 'appliedAt');
+  const before = a.receivedAt === undefined ? Number.NaN : applied - validMs(a.receivedAt, 'receivedAt');
+  return compactJson(a.revision, applied, a.durationMs, before);
+}
+
+/** The wire text of one record from its numbers (`before` NaN: receive time unknown). */
+function compactJson(revision: number, applied: number, durationMs: number, before: number): string {
+  return JSON.stringify(
+    Number.isNaN(before) ? [revision, applied, durationMs] : [revision, applied, durationMs, before],
+  );
 }
 
 type CompactApplied = [number, number, number] | [number, number, number, number];
@@ -173,9 +175,8 @@ export class AppliedHistory {
   }
 
   push(rec: AppliedRecord): void {
-    const applied = validMs(rec.appliedAt, 'appliedAt');
     const received = rec.receivedAt === undefined ? undefined : validMs(rec.receivedAt, 'receivedAt');
-    this.pushMs(rec.revision, applied, rec.durationMs, received);
+    this.pushMs(rec.revision, validMs(rec.appliedAt, 'appliedAt'), rec.durationMs, received);
   }
 
   /** push() without Dates: what the agent calls on every apply. */
@@ -197,10 +198,7 @@ export class AppliedHistory {
     if (this.joined === undefined) {
       const texts: string[] = [];
       this.forEach((revision, applied, durationMs, before) => {
-        const rec = Number.isNaN(before)
-          ? [revision, applied, durationMs]
-          : [revision, applied, durationMs, before];
-        texts.push(JSON.stringify(rec));
+        texts.push(compactJson(revision, applied, durationMs, before));
       });
       this.joined = texts.join(',');
     }
