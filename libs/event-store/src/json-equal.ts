@@ -23,7 +23,9 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   for (const k in x) {
     if (!Object.hasOwn(x, k) || x[k] === undefined) continue;
     defined++;
-    if (!Object.hasOwn(y, k) || !jsonEqual(x[k], y[k])) return false;
+    // An undefined member is absent, even where the other side holds null.
+    const v = Object.hasOwn(y, k) ? y[k] : undefined;
+    if (v === undefined || !jsonEqual(x[k], v)) return false;
   }
   for (const k in y) if (Object.hasOwn(y, k) && y[k] !== undefined) defined--;
   return defined === 0;
