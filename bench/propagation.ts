@@ -24,6 +24,11 @@
  * process's CPU (agents, relay, commits; every thread) and nats-server's and postgres's from
  * /proc, over the measured changes. Latency on 2 cores mixes work and waiting for a core; CPU
  * time shows the work, and which process does it.
+ *
+ * After the headline, `--profile-changes` more changes run with worker 0 under the V8 profiler
+ * (`details…agent_profile`): its time per agent and change by group, by function and by source
+ * line (TypeScript lines, through the build's source maps). MESH_BENCH_PROFILE_DIR=<dir> also
+ * keeps the raw .cpuprofile.
  */
 import os from 'node:os';
 import { connectNats } from '@meshplane/messaging';

@@ -1,11 +1,13 @@
 /**
  * In-process V8 CPU profiles (the profiler behind `node --cpu-prof`) of one phase of a benchmark,
- * summarized by where the time goes: by package / project folder (self and inclusive), and the
- * hottest functions. Only the calling thread is profiled.
+ * summarized by where the time goes: by package / project folder (self and inclusive), the
+ * hottest functions and the hottest source lines. Only the calling thread is profiled.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { SourceMap } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 interface CallFrame {
   functionName: string;
@@ -16,6 +18,8 @@ interface ProfileNode {
   id: number;
   callFrame: CallFrame;
   children?: number[];
+  /** Samples of this node by source line (1-based), as V8 reports them. */
+  positionTicks?: Array<{ line: number; ticks: number }>;
 }
 export interface CpuProfile {
   nodes: ProfileNode[];
@@ -95,6 +99,12 @@ export interface ProfileSummary {
   inclusiveByGroup: Record<string, number>;
   /** Hottest functions by self time: `name (file:line)` → ms. */
   topSelf: Record<string, number>;
+  /**
+   * Hottest source lines by self time: `file:line` → ms, in the TypeScript source where the build's
+   * source map says so. A function's self time split by its samples' lines: where a function like
+   * a compile spends its time is usually one lookup, not the function as a whole.
+   */
+  hotLines: Record<string, number>;
   /** Inclusive time of frames whose function name matches one of `marks` (each counted once per sample). */
   marks: Record<string, number>;
 }
@@ -113,7 +123,13 @@ function sortedRecord(m: Map<string, number>, limit = Number.POSITIVE_INFINITY):
 /** Summarizes a profile; `marks` are function names (exact) whose inclusive time is reported. */
 export function summarizeProfile(
   profile: CpuProfile,
-  opts: { top?: number; marks?: string[]; minGroupMs?: number } = {},
+  opts: {
+    top?: number;
+    marks?: string[];
+    minGroupMs?: number;
+    /** Names a sampled line (`url`, 1-based line); default: through the build's source maps. */
+    lineOf?: (url: string, line: number) => string;
+  } = {},
 ): ProfileSummary {
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
@@ -133,6 +149,7 @@ export function summarizeProfile(
   const selfByGroup = new Map<string, number>();
   const inclusiveByGroup = new Map<string, number>();
   const topSelf = new Map<string, number>();
+  const hotLines = new Map<string, number>();
   const markTime = new Map<string, number>();
   let total = 0;
   let idle = 0;
@@ -145,6 +162,7 @@ export function summarizeProfile(
     const f = node.callFrame;
     const label = `${f.functionName || '(anonymous)'} (${f.url ? `${shortUrl(f.url)}:${f.lineNumber + 1}` : 'native'})`;
     topSelf.set(label, (topSelf.get(label) ?? 0) + ms);
+    addLines(hotLines, node, ms, opts.lineOf ?? sourceLine);
     const groups = new Set<string>();
     const marked = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
@@ -166,6 +184,7 @@ export function summarizeProfile(
     selfByGroup: sortedRecord(drop(selfByGroup)),
     inclusiveByGroup: sortedRecord(drop(inclusiveByGroup)),
     topSelf: sortedRecord(topSelf, opts.top ?? 25),
+    hotLines: sortedRecord(hotLines, opts.top ?? 25),
     marks: sortedRecord(markTime),
   };
 }
@@ -176,4 +195,82 @@ function shortUrl(url: string): string {
   const d = url.indexOf('/dist/');
   if (d >= 0) return url.slice(d + 6);
   return url.replace(/^file:\/\//, '');
+}
+
+/** Splits a node's self time over its sampled lines, named in the original source where a map exists. */
+function addLines(
+  into: Map<string, number>,
+  node: ProfileNode,
+  ms: number,
+  lineOf: (url: string, line: number) => string,
+): void {
+  const ticks = node.positionTicks ?? [];
+  const total = ticks.reduce((n, t) => n + t.ticks, 0);
+  const url = node.callFrame.url;
+  if (total === 0 || !url) return;
+  for (const t of ticks) {
+    const at = lineOf(url, t.line);
+    into.set(at, (into.get(at) ?? 0) + (ms * t.ticks) / total);
+  }
+}
+
+const sourceMaps = new Map<string, { map: SourceMap; lines: string[] } | undefined>();
+
+/**
+ * The original `source` and 1-based `line` of generated line `line` (1-based) of a file whose text
+ * is `generated`, or undefined where the map says nothing.
+ */
+export function originalLine(
+  map: SourceMap,
+  generated: readonly string[],
+  line: number,
+): { source: string; line: number } | undefined {
+  // The line's first token: column 0 of an indented line belongs to the line before it.
+  const column = generated[line - 1]?.search(/\S/) ?? -1;
+  if (column < 0) return undefined;
+  const e = map.findEntry(line - 1, column) as { originalSource?: string; originalLine?: number };
+  return e.originalSource === undefined || e.originalLine === undefined
+    ? undefined
+    : { source: e.originalSource, line: e.originalLine + 1 };
+}
+
+/** `file:line` of a generated line, in the original source when the build wrote `<file>.map`. */
+export function sourceLine(url: string, line: number): string {
+  const file = url.startsWith('file://') ? fileURLToPath(url) : url;
+  if (!sourceMaps.has(file)) {
+    let found: { map: SourceMap; lines: string[] } | undefined;
+    try {
+      if (existsSync(`${file}.map`))
+        found = {
+          map: new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8'))),
+          lines: readFileSync(file, 'utf8').split('\n'),
+        };
+    } catch {
+      found = undefined; // an unreadable map: the generated line is still an answer
+    }
+    sourceMaps.set(file, found);
+  }
+  const found = sourceMaps.get(file);
+  const orig = found && originalLine(found.map, found.lines, line);
+  if (!orig) return `${shortUrl(url)}:${line}`;
+  const src = orig.source.startsWith('file://')
+    ? fileURLToPath(orig.source)
+    : path.resolve(path.dirname(file), orig.source);
+  return `${projectPath(src)}:${orig.line}`;
+}
+
+let root: string | undefined;
+
+/** A path inside the repository (`libs/dataplane/src/incremental.ts`): below the nearest package-lock.json. */
+function projectPath(file: string): string {
+  if (root === undefined) {
+    root = process.cwd();
+    for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir))
+      if (existsSync(path.join(dir, 'package-lock.json'))) {
+        root = dir;
+        break;
+      }
+  }
+  const rel = path.relative(root, file);
+  return rel.startsWith('..') ? file : rel;
 }

@@ -146,9 +146,13 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
       .slice(0, 10)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ');
+    const lines = Object.entries(prof.hot_lines)
+      .slice(0, 6)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
     out.push(
       `profile of one worker thread: ${prof.busy_ms_per_agent_change} ms busy per agent per change; self time by ` +
-        `group (ms): ${groups}; inclusive by function (ms): ${fns}.`,
+        `group (ms): ${groups}; inclusive by function (ms): ${fns}; hottest lines (ms): ${lines}.`,
     );
   }
   if (one) {

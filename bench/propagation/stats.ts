@@ -130,6 +130,8 @@ export function profilePerAgentChange(s: ProfileSummary, agentChanges: number) {
     self_by_group: per(s.selfByGroup, 20),
     inclusive_by_group: per(s.inclusiveByGroup, 20),
     inclusive_by_function: per(s.marks, 20),
+    /** Self time by source line (TypeScript, through the build's source maps), per agent per change. */
+    hot_lines: per(s.hotLines, 20),
     top_self_functions_ms_total: s.topSelf,
   };
 }

@@ -1,0 +1,49 @@
+import { SourceMap } from 'node:module';
+import ts from 'typescript';
+import { type CpuProfile, originalLine, summarizeProfile } from './cpu-profile';
+
+describe('bench/lib cpu-profile', () => {
+  it("splits a function's self time over its sampled lines", () => {
+    const profile: CpuProfile = {
+      startTime: 0,
+      endTime: 4000,
+      nodes: [
+        { id: 1, callFrame: { functionName: '(root)', url: '', lineNumber: -1 }, children: [2] },
+        {
+          id: 2,
+          callFrame: { functionName: 'update', url: 'file:///x/dist/libs/a.js', lineNumber: 9 },
+          positionTicks: [
+            { line: 12, ticks: 3 },
+            { line: 15, ticks: 1 },
+          ],
+        },
+      ],
+      samples: [2, 2, 2, 2, 1],
+      timeDeltas: [0, 1000, 1000, 1000, 1000],
+    };
+    const s = summarizeProfile(profile, { lineOf: (url, line) => `${url.split('/').pop()}:${line}` });
+    expect(s.topSelf['update (libs/a.js:10)']).toBe(4);
+    expect(s.hotLines).toEqual({ 'a.js:12': 3, 'a.js:15': 1 });
+  });
+
+  it('maps a generated line back to its TypeScript line, indented or not', () => {
+    const src = [
+      'export function f(m: Map<string, number>, k: string): number {',
+      '  const n = m.get(k) ?? 0;',
+      '',
+      '  return n + 1;',
+      '}',
+    ].join('\n');
+    const out = ts.transpileModule(src, {
+      compilerOptions: { sourceMap: true, module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+      fileName: 'f.ts',
+    });
+    const generated = out.outputText.split('\n');
+    const map = new SourceMap(JSON.parse(out.sourceMapText!));
+    const at = (needle: string) => generated.findIndex((l) => l.includes(needle)) + 1;
+    expect(originalLine(map, generated, at('m.get(k)'))).toEqual({ source: 'f.ts', line: 2 });
+    expect(originalLine(map, generated, at('return n + 1'))).toEqual({ source: 'f.ts', line: 4 });
+    // A line without code (the blank one, past the end) has no original.
+    expect(originalLine(map, generated, generated.length + 5)).toBeUndefined();
+  });
+});
