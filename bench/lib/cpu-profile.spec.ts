@@ -1,6 +1,6 @@
 import { SourceMap } from 'node:module';
 import ts from 'typescript';
-import { type CpuProfile, originalLine, summarizeProfile } from './cpu-profile';
+import { type CpuProfile, isCodeLine, originalLine, summarizeProfile } from './cpu-profile';
 
 describe('bench/lib cpu-profile', () => {
   it("splits a function's self time over its sampled lines", () => {
@@ -24,6 +24,12 @@ describe('bench/lib cpu-profile', () => {
     const s = summarizeProfile(profile, { lineOf: (url, line) => `${url.split('/').pop()}:${line}` });
     expect(s.topSelf['update (libs/a.js:10)']).toBe(4);
     expect(s.hotLines).toEqual({ 'a.js:12': 3, 'a.js:15': 1 });
+    // A line the function cannot hold (V8 names an inlined callee's line in the caller's file).
+    const inlined = summarizeProfile(profile, {
+      lineOf: (url, line, fnLine) =>
+        line === 15 || line < fnLine ? undefined : `${url.split('/').pop()}:${line}`,
+    });
+    expect(inlined.hotLines).toEqual({ 'a.js:12': 3, 'update (inlined callees)': 1 });
   });
 
   it('maps a generated line back to its TypeScript line, indented or not', () => {
@@ -43,7 +49,11 @@ describe('bench/lib cpu-profile', () => {
     const at = (needle: string) => generated.findIndex((l) => l.includes(needle)) + 1;
     expect(originalLine(map, generated, at('m.get(k)'))).toEqual({ source: 'f.ts', line: 2 });
     expect(originalLine(map, generated, at('return n + 1'))).toEqual({ source: 'f.ts', line: 4 });
-    // A line without code (the blank one, past the end) has no original.
+    // A line without code (past the end, or a comment) has no original.
     expect(originalLine(map, generated, generated.length + 5)).toBeUndefined();
+    expect(originalLine(map, generated, at('sourceMappingURL'))).toBeUndefined();
+    expect(isCodeLine('  return n + 1;')).toBe(true);
+    expect(isCodeLine('   * a doc comment')).toBe(false);
+    expect(isCodeLine('')).toBe(false);
   });
 });

@@ -127,8 +127,11 @@ export function summarizeProfile(
     top?: number;
     marks?: string[];
     minGroupMs?: number;
-    /** Names a sampled line (`url`, 1-based line); default: through the build's source maps. */
-    lineOf?: (url: string, line: number) => string;
+    /**
+     * Names a sampled line (`url`, 1-based line, the function's first line), or undefined when
+     * the line cannot be the function's own; default: through the build's source maps.
+     */
+    lineOf?: (url: string, line: number, fnLine: number) => string | undefined;
   } = {},
 ): ProfileSummary {
   const byId = new Map<number, ProfileNode>();
@@ -197,19 +200,26 @@ function shortUrl(url: string): string {
   return url.replace(/^file:\/\//, '');
 }
 
-/** Splits a node's self time over its sampled lines, named in the original source where a map exists. */
+/**
+ * Splits a node's self time over its sampled lines, named in the original source where a map
+ * exists. V8 reports the lines of inlined callees as if they were the caller's (in the caller's
+ * file): a line before the function, or one with no code, is counted as the function's inlined
+ * code instead of being named wrongly. One that lands on a code line of the function cannot be told apart.
+ */
 function addLines(
   into: Map<string, number>,
   node: ProfileNode,
   ms: number,
-  lineOf: (url: string, line: number) => string,
+  lineOf: (url: string, line: number, fnLine: number) => string | undefined,
 ): void {
   const ticks = node.positionTicks ?? [];
   const total = ticks.reduce((n, t) => n + t.ticks, 0);
   const url = node.callFrame.url;
   if (total === 0 || !url) return;
   for (const t of ticks) {
-    const at = lineOf(url, t.line);
+    const at =
+      lineOf(url, t.line, node.callFrame.lineNumber + 1) ??
+      `${node.callFrame.functionName || '(anonymous)'} (inlined callees)`;
     into.set(at, (into.get(at) ?? 0) + (ms * t.ticks) / total);
   }
 }
@@ -225,17 +235,27 @@ export function originalLine(
   generated: readonly string[],
   line: number,
 ): { source: string; line: number } | undefined {
+  const text = generated[line - 1];
+  if (!isCodeLine(text)) return undefined;
   // The line's first token: column 0 of an indented line belongs to the line before it.
-  const column = generated[line - 1]?.search(/\S/) ?? -1;
-  if (column < 0) return undefined;
-  const e = map.findEntry(line - 1, column) as { originalSource?: string; originalLine?: number };
+  const e = map.findEntry(line - 1, text.search(/\S/)) as { originalSource?: string; originalLine?: number };
   return e.originalSource === undefined || e.originalLine === undefined
     ? undefined
     : { source: e.originalSource, line: e.originalLine + 1 };
 }
 
-/** `file:line` of a generated line, in the original source when the build wrote `<file>.map`. */
-export function sourceLine(url: string, line: number): string {
+/** A line with code on it: not blank, not a comment line, not past the end of the file. */
+export function isCodeLine(text: string | undefined): text is string {
+  const t = text?.trimStart();
+  return !!t && !/^(\*|\/\*|\/\/)/.test(t);
+}
+
+/**
+ * `file:line` of a generated line, in the original source when the build wrote `<file>.map`;
+ * undefined for a line that cannot be code of the function starting at `fnLine` (see addLines).
+ */
+export function sourceLine(url: string, line: number, fnLine = 0): string | undefined {
+  if (line < fnLine) return undefined;
   const file = url.startsWith('file://') ? fileURLToPath(url) : url;
   if (!sourceMaps.has(file)) {
     let found: { map: SourceMap; lines: string[] } | undefined;
@@ -251,8 +271,10 @@ export function sourceLine(url: string, line: number): string {
     sourceMaps.set(file, found);
   }
   const found = sourceMaps.get(file);
-  const orig = found && originalLine(found.map, found.lines, line);
-  if (!orig) return `${shortUrl(url)}:${line}`;
+  if (!found) return `${shortUrl(url)}:${line}`;
+  if (!isCodeLine(found.lines[line - 1])) return undefined;
+  const orig = originalLine(found.map, found.lines, line);
+  if (!orig) return `${shortUrl(url)}:${line}`; // code the compiler added (helpers): its own line
   const src = orig.source.startsWith('file://')
     ? fileURLToPath(orig.source)
     : path.resolve(path.dirname(file), orig.source);
