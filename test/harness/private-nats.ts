@@ -2,6 +2,7 @@ import { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { connect } from '@nats-io/transport-node';
 import { freePort } from './ports';
 import {
   createHarnessDir,
@@ -72,6 +73,19 @@ export function readNatsInfo(port: number, host = '127.0.0.1', timeoutMs = 2_000
       }
     });
   });
+}
+
+/** Whether the JetStream API of the server on `port` answers a request within a second. */
+async function jetStreamAnswers(port: number): Promise<boolean> {
+  const nc = await connect({ servers: `127.0.0.1:${port}`, reconnect: false, timeout: 1_000 });
+  try {
+    await nc.request('$JS.API.INFO', undefined, { timeout: 1_000 });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
 }
 
 /**
@@ -161,7 +175,10 @@ export class PrivateNats {
         const info = await readNatsInfo(this._port, '127.0.0.1', 1_000);
         // The INFO could come from a stranger who grabbed the port; check it is ours.
         if (info.server_name !== this.name) throw new Error(`port taken by server ${info.server_name}`);
-        return info.jetstream === true ? info : undefined;
+        if (info.jetstream !== true) return undefined;
+        // INFO advertises JetStream before its API answers: on a loaded machine the first JS
+        // request of a test (stream provisioning, account info) then timed out after 5 s.
+        return (await jetStreamAnswers(this._port)) ? info : undefined;
       },
       label: 'nats-server',
       owner: 'PrivateNats',
