@@ -46,7 +46,11 @@ describe('bench/lib cpu-profile', () => {
     });
     const generated = out.outputText.split('\n');
     const map = new SourceMap(JSON.parse(out.sourceMapText!));
-    const at = (needle: string) => generated.findIndex((l) => l.includes(needle)) + 1;
+    const at = (needle: string) => {
+      const i = generated.findIndex((l) => l.includes(needle));
+      if (i < 0) throw new Error(`no generated line holds ${needle}`); // else the checks below prove nothing
+      return i + 1;
+    };
     expect(originalLine(map, generated, at('m.get(k)'))).toEqual({ source: 'f.ts', line: 2 });
     expect(originalLine(map, generated, at('return n + 1'))).toEqual({ source: 'f.ts', line: 4 });
     // A line without code (past the end, or a comment) has no original.
