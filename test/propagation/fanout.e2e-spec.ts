@@ -251,6 +251,9 @@ describe('API -> relay -> 3 agents (child processes)', () => {
       if (a.revision === checkpoint) expect(a).toMatchObject({ ops: 0 });
     }
     expect(restarted.at(-1)!.revision).toBe(head);
+    // The stream held all 50 when it came back: one diff to the head. Applying its checkpoint
+    // first would roll back whatever the kill left half-written, then write it again.
+    expect(restarted.map((a) => a.revision)).toEqual([head]);
 
     // What it reports: recentApplies strictly increasing, ending at the head (coalescing may skip
     // revisions, never repeat one); what the first life reported is kept up to the checkpoint.

@@ -51,6 +51,8 @@ export interface StreamTailOptions {
 export interface StreamTail extends AsyncIterable<JsMsg> {
   /** The consumer's server-assigned name. */
   readonly name: string;
+  /** Messages the stream held from `startSeq` on when the consumer was made (its num_pending). */
+  readonly pendingAtStart: number;
   /** Consumer notifications: heartbeats, flow control, missed heartbeats. */
   status(): AsyncIterable<ConsumerNotification>;
   /** Ends the iteration (without error) and deletes the consumer. */
@@ -143,6 +145,7 @@ export async function tailStream(
   const it = iterate();
   return {
     name,
+    pendingAtStart: info.num_pending,
     status: () => messages.status(),
     stop() {
       if (!stopped) end();

@@ -219,6 +219,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       idleHeartbeatMs: config.consumerHeartbeatMs,
     });
     stopConsumer = () => messages.stop();
+    applier.consumerStarted(start, messages.pendingAtStart);
     if (stopped) messages.stop();
     void logConsumerEvents(messages.status(), log);
     let failure: Error | undefined;
@@ -228,7 +229,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       try {
         for await (const m of messages) {
           observer.received(m.seq);
-          applier.enqueue(m.seq, m.data, () => m.headers, Date.now());
+          applier.enqueue(m.seq, m.data, m.info.pending, () => m.headers, Date.now());
           wake?.();
         }
       } catch (err) {

@@ -30,6 +30,8 @@ export class Restart extends Error {}
 interface Pending {
   seq: number;
   data: Uint8Array;
+  /** Messages the stream held after this one when it was delivered (JetStream's num_pending). */
+  behind: number;
   /** Read only if the apply is traced (see AgentObserver). */
   headers: () => MsgHdrs | undefined;
   receivedAt: number;
@@ -55,6 +57,13 @@ export class RevisionApplier {
   private received: { revision: number; at: number; alone: boolean } | undefined;
   private minApply = 0;
   private lastSubmitted = -1;
+  // Revisions folded since the last submit (or rebase).
+  private foldedSinceSubmit = 0;
+  // Catching up: the stream already held revisions up to this one, so nothing is applied before
+  // it is folded. One diff for the whole backlog: no intermediate state reaches the maps, and a
+  // restart over maps a kill left half-written never rolls them back to its checkpoint first.
+  // Fixed once set (newer arrivals do not move it), so a busy stream cannot starve the maps.
+  private catchUpTo = 0;
   // Rebuilt from scratch after every (re)bootstrap, fed the changed keys after that.
   private compiler: IncrementalCompiler | undefined;
   private changed = new Set<string>();
@@ -75,6 +84,8 @@ export class RevisionApplier {
     this.state = state;
     this.minApply = minApply;
     this.lastSubmitted = -1;
+    this.foldedSinceSubmit = 0;
+    this.catchUpTo = 0;
     this.compiler = undefined;
     this.fullPlan = true;
     this.identitiesStale = false; // the full compile after a bootstrap reads every cgroup anyway
@@ -83,8 +94,28 @@ export class RevisionApplier {
     this.queue = [];
   }
 
-  enqueue(seq: number, data: Uint8Array, headers: () => MsgHdrs | undefined, receivedAt: number): void {
-    this.queue.push({ seq, data, headers, receivedAt });
+  enqueue(
+    seq: number,
+    data: Uint8Array,
+    behind: number,
+    headers: () => MsgHdrs | undefined,
+    receivedAt: number,
+  ): void {
+    this.queue.push({ seq, data, behind, headers, receivedAt });
+  }
+
+  /**
+   * A new consumer starts at `start` over a stream that held `pending` revisions from there on:
+   * those are the catch-up target. What the previous consumer said the stream held is dropped:
+   * a stream that lost those revisions must not hold back what is folded already.
+   */
+  consumerStarted(start: number, pending: number): void {
+    this.catchUpTo = pending > 0 ? start - 1 + pending : 0;
+  }
+
+  /** Folded revisions wait for ones the stream already holds (see catchUpTo). */
+  get catchingUp(): boolean {
+    return this.state.revision < this.catchUpTo;
   }
 
   /** Revisions received and not folded yet. */
@@ -94,7 +125,7 @@ export class RevisionApplier {
 
   /** Work that does not come from the stream: a workload cgroup changed under a current state. */
   get identitiesPending(): boolean {
-    return this.identitiesStale && this.state.revision >= this.minApply;
+    return this.identitiesStale && this.state.revision >= this.minApply && !this.catchingUp;
   }
 
   /** When the applied revision arrived, if it was applied on its own (for the status history). */
@@ -115,18 +146,17 @@ export class RevisionApplier {
     this.applying = true;
     const { reconciler, reporter, observer, log } = this.deps;
     try {
-      const before = this.state.revision;
       while (this.queue.length > 0 && !this.deps.stopped()) {
         const batch = this.queue;
         this.queue = [];
         for (const m of batch) {
-          this.fold(m.seq, m.data, m.headers);
-          if (m.seq === this.state.revision)
-            this.received = { revision: m.seq, at: m.receivedAt, alone: m.seq === before + 1 };
+          if (!this.fold(m.seq, m.data, m.headers)) continue;
+          if (m.behind > 0 && this.catchUpTo < m.seq) this.catchUpTo = m.seq + m.behind;
+          this.received = { revision: m.seq, at: m.receivedAt, alone: this.foldedSinceSubmit === 1 };
         }
       }
       const state = this.state;
-      if (this.deps.stopped() || state.revision < this.minApply) return;
+      if (this.deps.stopped() || state.revision < this.minApply || this.catchingUp) return;
       if (state.revision === this.lastSubmitted && !this.identitiesStale) return;
       reporter.setState('APPLYING');
       const span = observer.beginApply(state.revision);
@@ -158,6 +188,7 @@ export class RevisionApplier {
       if (desired.stats.skipped.length)
         log.warn('resources skipped by compile', { skipped: desired.stats.skipped });
       this.lastSubmitted = state.revision;
+      this.foldedSinceSubmit = 0;
       span.submitted(await reconciler.submit(desired, this.fullPlan ? {} : { touched: result.touched }));
       this.fullPlan = false;
     } finally {
@@ -166,9 +197,10 @@ export class RevisionApplier {
     if (this.queue.length > 0 && !this.deps.stopped()) await this.applyPending();
   }
 
-  private fold(seq: number, data: Uint8Array, headers: () => MsgHdrs | undefined): void {
+  /** Folds one revision into the state; false if it was folded before. */
+  private fold(seq: number, data: Uint8Array, headers: () => MsgHdrs | undefined): boolean {
     const state = this.state;
-    if (seq <= state.revision) return; // already folded (redelivery after a consumer reset)
+    if (seq <= state.revision) return false; // already folded (redelivery after a consumer reset)
     if (seq !== state.revision + 1)
       throw new Restart(`revision ${state.revision + 1} is missing (got ${seq})`);
     const cs = decodeRevision(data);
@@ -178,7 +210,9 @@ export class RevisionApplier {
       this.changed.add(refKey(e));
     }
     state.revision = seq;
+    this.foldedSinceSubmit++;
     this.deps.observer.foldedRevision(cs, headers);
+    return true;
   }
 
   // The cgroups exist before the compile reads their ids (processes can join them at once).
