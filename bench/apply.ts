@@ -25,6 +25,7 @@ import {
   refKey,
 } from '@meshplane/domain';
 import { closeDetails, parseArgs, percentile, round } from './lib';
+import { summarizeProfile, withCpuProfile } from './lib/cpu-profile';
 import { writeAndPrint } from './lib/report';
 import { machineInfo } from './lib/results';
 import { nowMs, progress } from './lib/timing';
@@ -46,6 +47,8 @@ const DEFAULTS = {
   /** Node names the workloads are spread over, as in the propagation benchmark. */
   nodes: 100,
   seed: 20_251_126,
+  /** Changes a lone agent then applies under the V8 profiler (0: none): `details.profile`. */
+  profileChanges: 0,
 };
 
 interface Agent {
@@ -146,6 +149,7 @@ export async function main(): Promise<void> {
   const shared = await measure(args.agents);
   const loneAfter = await measure(1);
   const lone50 = (loneBefore.p50_us + loneAfter.p50_us) / 2;
+  const profile = args.profileChanges > 0 ? await profileLone(base, next, args.profileChanges) : undefined;
   const metrics: Record<string, number> = {
     lone_p50_us: round(lone50, 4),
     shared_p50_us: shared.p50_us,
@@ -158,6 +162,7 @@ export async function main(): Promise<void> {
     method:
       'fold + incremental compile + plan + memory-backend writes + checkpoint per agent, one change at a time; lone measured before and after shared',
     cases: { lone_before: loneBefore, shared, lone_after: loneAfter },
+    ...(profile ? { profile } : {}),
   };
   closeDetails(metrics, details, (m) => [
     `one change costs a lone agent ${m.lone_p50_us} µs (p50) and each of ${args.agents} agents sharing a heap ${m.shared_p50_us} µs: sharing costs x${m.shared_vs_lone_ratio}.`,
@@ -176,6 +181,47 @@ export async function main(): Promise<void> {
     },
     `apply: ${args.services} services, lone agent vs ${args.agents} sharing a heap`,
   );
+}
+
+/**
+ * A lone agent's changes under the profiler, after the same warm-up as a measured case: where an
+ * apply spends its time, by function and by TypeScript line, in µs per change.
+ */
+async function profileLone(base: MeshState, next: () => CommittedEvent, changes: number) {
+  const agent = await startAgent('node-profiled', base);
+  for (let i = 0; i < DEFAULTS.warmupApplies; i++) await applyEverywhere([agent], next());
+  settleHeap();
+  const { profile } = await withCpuProfile(
+    async () => {
+      for (let i = 0; i < changes; i++) await applyEverywhere([agent], next());
+    },
+    {
+      samplingIntervalUs: 50,
+      ...(process.env.MESH_BENCH_PROFILE_DIR
+        ? { file: `${process.env.MESH_BENCH_PROFILE_DIR}/apply.cpuprofile` }
+        : {}),
+    },
+  );
+  const s = summarizeProfile(profile, { top: 15 });
+  const perChange = (r: Record<string, number>, n: number) =>
+    Object.fromEntries(
+      Object.entries(r)
+        .slice(0, n)
+        .map(([k, ms]) => [k, round((ms * 1000) / changes, 3)]),
+    );
+  const out = {
+    changes,
+    busy_us_per_change: round((s.busyMs * 1000) / changes, 3),
+    self_us_by_group: perChange(s.selfByGroup, 8),
+    top_self_us: perChange(s.topSelf, 15),
+    hot_lines_us: perChange(s.hotLines, 25),
+  };
+  console.log(
+    `profile of ${changes} lone changes: ${out.busy_us_per_change} µs busy per change; hottest lines (µs):`,
+  );
+  for (const [line, us] of Object.entries(out.hot_lines_us).slice(0, 12))
+    console.log(`  ${String(us).padStart(7)}  ${line}`);
+  return out;
 }
 
 if (require.main === module) {
