@@ -154,6 +154,7 @@ export class MemoryMapBackend implements MapBackend {
 
   /** Consumes a matching fault: the number of entries to apply before failing, or -1 for none. */
   private faultFor(name: MapName): { after: number; code: ErrnoName } | undefined {
+    if (this.faults.length === 0) return undefined; // every write asks: no closure when none is set
     const f = this.faults.find((x) => x.map === name && x.left > 0);
     if (!f) return undefined;
     f.left--;
@@ -265,17 +266,11 @@ export class MemoryMapBackend implements MapBackend {
 }
 
 /**
- * The first entry with a char above 0xff, or -1. One test over the batch joined (next to
- * free on a one-byte string), entry by entry only when it fails.
+ * The first entry with a char above 0xff, or -1. A test per string, without joining the batch:
+ * the join was ~3% of what an apply allocates, for a check that almost never fails.
  */
 function firstNotBytes(keys: readonly string[], values?: readonly string[]): number {
-  let all = '';
-  for (let i = 0; i < keys.length; i++) {
-    all += keys[i]!;
-    if (values) all += values[i]!;
-  }
-  if (!NOT_A_BYTE.test(all)) return -1;
-  return keys.findIndex(
-    (k, i) => NOT_A_BYTE.test(k) || (values !== undefined && NOT_A_BYTE.test(values[i]!)),
-  );
+  for (let i = 0; i < keys.length; i++)
+    if (NOT_A_BYTE.test(keys[i]!) || (values !== undefined && NOT_A_BYTE.test(values[i]!))) return i;
+  return -1;
 }

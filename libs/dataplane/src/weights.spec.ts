@@ -54,4 +54,31 @@ describe('slotCounts', () => {
       ),
     );
   });
+
+  it('property: whole weights (the Number fast path) count as the same rationals over 2 do', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 2 ** 31 + 5 }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.integer({ min: 0, max: 12 }), { minLength: 1, maxLength: 8 }),
+        fc.integer({ min: 1, max: 64 }),
+        (big, small, max) => {
+          for (const ws of [big, small]) {
+            // den 2 never takes the fast path: the exact BigInt path is the reference.
+            expect(
+              slotCounts(
+                ws.map((n) => w(n)),
+                max,
+              ),
+            ).toEqual(
+              slotCounts(
+                ws.map((n) => w(2 * n, 2)),
+                max,
+              ),
+            );
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
 });

@@ -32,6 +32,8 @@ function lcm(a: bigint, b: bigint): bigint {
 export function slotCounts(weights: readonly Weight[], maxSlots: number): number[] {
   if (!Number.isInteger(maxSlots) || maxSlots < 1)
     throw new RangeError(`maxSlots must be >= 1, got ${maxSlots}`);
+  const small = smallIntegerCounts(weights, maxSlots);
+  if (small) return small;
   let den = 1n;
   for (const w of weights) {
     if (w.num < 0n || w.den <= 0n) throw new RangeError('weights must be >= 0 with a positive denominator');
@@ -61,4 +63,33 @@ export function slotCounts(weights: readonly Weight[], maxSlots: number): number
   // Scaling can leave a common factor (e.g. 512/512): the smallest table is the cheapest to write.
   const h = out.reduce((a, b) => Number(gcd(BigInt(a), BigInt(b))), 0);
   return h > 1 ? out.map((c) => c / h) : out;
+}
+
+const SMALL = 2n ** 31n;
+
+function gcdInt(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b];
+  return a;
+}
+
+/**
+ * The common case without BigInt: whole weights (no Route split) whose reduced total fits the
+ * table, so they are the counts (what the exact path returns for them). Undefined otherwise.
+ */
+function smallIntegerCounts(weights: readonly Weight[], maxSlots: number): number[] | undefined {
+  const out: number[] = [];
+  let g = 0;
+  for (const w of weights) {
+    if (w.den !== 1n || w.num < 0n || w.num >= SMALL) return undefined;
+    const n = Number(w.num);
+    out.push(n);
+    g = gcdInt(g, n);
+  }
+  if (g === 0) return undefined; // all zero: the general path answers it
+  let total = 0;
+  for (let i = 0; i < out.length; i++) {
+    out[i] = out[i]! / g;
+    total += out[i]!;
+  }
+  return total <= maxSlots ? out : undefined;
 }
