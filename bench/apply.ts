@@ -149,7 +149,10 @@ export async function main(): Promise<void> {
   const shared = await measure(args.agents);
   const loneAfter = await measure(1);
   const lone50 = (loneBefore.p50_us + loneAfter.p50_us) / 2;
-  const profile = args.profileChanges > 0 ? await profileLone(base, next, args.profileChanges) : undefined;
+  const profile =
+    args.profileChanges > 0
+      ? await profileLone(base, next, args.profileChanges, args.warmupApplies)
+      : undefined;
   const metrics: Record<string, number> = {
     lone_p50_us: round(lone50, 4),
     shared_p50_us: shared.p50_us,
@@ -187,9 +190,9 @@ export async function main(): Promise<void> {
  * A lone agent's changes under the profiler, after the same warm-up as a measured case: where an
  * apply spends its time, by function and by TypeScript line, in µs per change.
  */
-async function profileLone(base: MeshState, next: () => CommittedEvent, changes: number) {
+async function profileLone(base: MeshState, next: () => CommittedEvent, changes: number, warmup: number) {
   const agent = await startAgent('node-profiled', base);
-  for (let i = 0; i < DEFAULTS.warmupApplies; i++) await applyEverywhere([agent], next());
+  for (let i = 0; i < warmup; i++) await applyEverywhere([agent], next());
   settleHeap();
   const { profile } = await withCpuProfile(
     async () => {
