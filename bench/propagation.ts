@@ -5,7 +5,8 @@
  * in-process relay and the shared NATS JetStream to N real agents (startAgent, MemoryMapBackend),
  * for N = 1, 10, 100 and meshes of 1k and 10k Services (3 Workloads each, spread over 100 node
  * names), and, in the same run, the floor of the fan-out: a plain JetStream publish of a message of
- * the same size to 100 ordered consumers. Writes bench/results/propagation.json.
+ * the same size to 100 stream readers, one floor message after each measured change (interleaved,
+ * so that both sides of `p99_ratio` see the same machine). Writes bench/results/propagation.json.
  *
  * Each mesh size gets its own database and a random cluster name (its own stream and status
  * bucket on the shared NATS, deleted at the end). The agents run in worker threads (`--workers`,
@@ -114,7 +115,8 @@ async function main(): Promise<void> {
           'a plain JetStream publish (js.publish, msgID, the same headers and payload bytes as a measured revision ' +
           'message) to a stream configured like the revision stream, received by the same number of ' +
           'readers (each its own NATS connection and push consumer, tailStream() like the agents) in the same worker threads, while the ' +
-          'agents run; from the publish call to the last consumer having it',
+          'agents run; one floor message after each measured change (after its gap), so the floor and the changes see the same ' +
+          'machine; from the publish call to the last consumer having it',
         agents:
           'startAgent (services/agent) with a MemoryMapBackend each, own NATS connection, bootstrapped from the current ' +
           'state read from the database once per worker (what GET /v1/snapshot serves); round-robin over worker threads',

@@ -48,11 +48,20 @@ export interface ProcessCpuSample {
 /** Servers whose CPU is worth reading beside the bench's own. */
 export const SERVER_COMMANDS = ['nats-server', 'postgres'] as const;
 
-export function sampleProcessCpu(commands: readonly string[] = SERVER_COMMANDS): ProcessCpuSample {
+/** The pids of `commands` now, for samples that must not scan /proc each time (processes that start later are missed). */
+export function processPids(commands: readonly string[] = SERVER_COMMANDS): Map<string, number[]> {
+  return new Map(commands.map((c) => [c, pidsNamed(c)]));
+}
+
+/** `pids`: read these (processPids) instead of scanning /proc for each command. */
+export function sampleProcessCpu(
+  commands: readonly string[] = SERVER_COMMANDS,
+  pids?: ReadonlyMap<string, readonly number[]>,
+): ProcessCpuSample {
   const servers = new Map<string, Map<number, number>>();
-  for (const c of commands) {
+  for (const c of pids ? [...pids.keys()] : commands) {
     const per = new Map<number, number>();
-    for (const pid of pidsNamed(c)) {
+    for (const pid of pids?.get(c) ?? pidsNamed(c)) {
       const ms = cpuMsOf(pid);
       if (ms !== undefined) per.set(pid, ms);
     }
@@ -62,8 +71,11 @@ export function sampleProcessCpu(commands: readonly string[] = SERVER_COMMANDS):
 }
 
 /** CPU ms used since `before`: this process (all its threads) and each server (its processes summed). */
-export function processCpuSince(before: ProcessCpuSample): Record<string, number> {
-  const now = sampleProcessCpu([...before.servers.keys()]);
+export function processCpuSince(
+  before: ProcessCpuSample,
+  pids?: ReadonlyMap<string, readonly number[]>,
+): Record<string, number> {
+  const now = sampleProcessCpu([...before.servers.keys()], pids);
   const self = process.cpuUsage(before.self);
   const out: Record<string, number> = { bench_process: (self.user + self.system) / 1000 };
   for (const [c, per] of now.servers) {

@@ -1,7 +1,7 @@
 /**
  * One mesh size of the propagation benchmark: its own database and cluster (stream, status
  * bucket), the seed, the relay, the bootstrap measurements, then 1, 10 and N agents committing
- * single-resource changes one at a time, and the floor beside the largest fleet.
+ * single-resource changes one at a time, each followed by a floor message (headline size).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -28,7 +28,7 @@ import {
 } from '../lib';
 import { ACTOR, type Args, NATS_URL, REASON } from './args';
 import { Fleet } from './fleet';
-import { type FloorResult, floorRun } from './floor';
+import { type FloorResult, FloorSession } from './floor';
 import { type GcStats, GcWatch } from './gc';
 import { seedChangeSets, WeightChanges, WORKLOADS_PER_SERVICE } from './mesh';
 import {
@@ -277,20 +277,43 @@ export async function runSize(
         warmup.push(x);
         head = x.revision;
       }
-      await fleet.stats(); // resets the workers' utilization and GC windows
-      mainGc.take();
-      const elu0 = performance.eventLoopUtilization();
-      const cpu0 = sampleProcessCpu();
       const last = n >= args.maxAgents || n === steps.at(-1) || capped !== undefined;
       const count = headline && last ? args.headlineChanges : args.changes;
+      // The floor of this fleet size, one message after each change (see floor.ts).
+      const floorSession =
+        headline && observer.last
+          ? await FloorSession.open(fleet, nc, jsm, cluster, n, args.gapMs, observer.last)
+          : undefined;
       const samples: Sample[] = [];
-      for (let k = 0; k < count; k++) {
-        const x = await commitAndWait();
-        samples.push(x);
-        head = x.revision;
+      let mainElu: number;
+      let cpuMs: Record<string, number>;
+      try {
+        await fleet.stats(); // resets the workers' utilization and GC windows
+        mainGc.take();
+        const elu0 = performance.eventLoopUtilization();
+        const cpu0 = sampleProcessCpu();
+        for (let k = 0; k < count; k++) {
+          const x = await commitAndWait();
+          samples.push(x);
+          head = x.revision;
+          await floorSession?.sample();
+        }
+        mainElu = performance.eventLoopUtilization(elu0).utilization;
+        cpuMs = processCpuSince(cpu0);
+        // The changes' share: the floor messages' own CPU (each with its gap) is theirs.
+        for (const [k, ms] of Object.entries(floorSession?.cpuMs() ?? {})) cpuMs[k] = (cpuMs[k] ?? 0) - ms;
+      } finally {
+        await floorSession?.close();
       }
-      const mainElu = performance.eventLoopUtilization(elu0).utilization;
-      const cpuMs = processCpuSince(cpu0);
+      const f = floorSession?.result();
+      if (f) {
+        if (last) floor = f;
+        progress(
+          t0,
+          `[${cluster}] floor: publish -> ${n} stream readers p50 ${f.publish_to_all_received_ms.p50} ms, ` +
+            `p99 ${f.publish_to_all_received_ms.p99} ms (${f.payload_bytes} bytes, ${f.samples} messages between the changes)`,
+        );
+      }
       const st = await fleet.stats();
       const mainGcStats = mainGc.take();
       const stats = stageSummaries(samples, [
@@ -312,6 +335,7 @@ export async function runSize(
         rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
         gc: { main: withoutPauses(mainGcStats), workers: st.map((w) => withoutPauses(w.gc)) },
         stats,
+        ...(f ? { floor: f } : {}),
         ...(warmup.length ? { warmup: warmupSummary(warmup) } : {}),
       });
       const c = stats.commit_to_all_applied_ms;
@@ -328,16 +352,6 @@ export async function runSize(
         progress(
           t0,
           `[${cluster}] profiled worker 0 (${p.agents} agents) over ${args.profileChanges} extra changes`,
-        );
-      }
-      if (headline && observer.last) {
-        const f = await floorRun(fleet, nc, jsm, cluster, n, count, args.gapMs, observer.last);
-        combinations.at(-1)!.floor = f;
-        if (last) floor = f;
-        progress(
-          t0,
-          `[${cluster}] floor: publish -> ${n} stream readers p50 ${f.publish_to_all_received_ms.p50} ms, ` +
-            `p99 ${f.publish_to_all_received_ms.p99} ms (${f.payload_bytes} bytes)`,
         );
       }
     }
