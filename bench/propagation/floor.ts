@@ -4,8 +4,9 @@
  *
  * The floor is sampled between the agents' changes (one floor message after each change), not in
  * a stretch of its own: on this shared two-core machine the load drifts within seconds, and two
- * stretches measured one after the other put the drift into `p99_ratio` (1.7 to 3.3 for the same
- * build within an hour). Interleaved, both sides of the ratio see the same machine.
+ * stretches measured one after the other let the drift into `p99_ratio`. Interleaved, both sides
+ * of the ratio see the same machine. Both p99s stay noisy (each is about the third-worst of 300
+ * samples): four interleaved runs of one build gave 2.25 to 3.09, against 1.69 to 3.32 before.
  */
 import { revisionStreamConfig, streamName } from '@meshplane/messaging';
 import { type JetStreamClient, type JetStreamManager, jetstream } from '@nats-io/jetstream';
