@@ -36,6 +36,19 @@ export function cpuSample(): CpuSample {
   return { processMs: (u.user + u.system) / 1000, machineBusy, machineTotal };
 }
 
+/**
+ * CPU time the hypervisor gave to other guests while this machine wanted it (/proc/stat `steal`,
+ * all vCPUs), ms so far; 0 where it cannot be read. Ticks of 10 ms: read it over stretches.
+ */
+export function stealMs(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+    return Number(line.trim().split(/\s+/)[8] ?? 0) * 10;
+  } catch {
+    return 0;
+  }
+}
+
 export interface CpuUse {
   /** CPU time this process spent, ms. */
   processMs: number;

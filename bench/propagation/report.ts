@@ -111,7 +111,8 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
   if (slow?.length)
     out.push(
       `the ${slow.length} slowest changes (commit -> all applied; relay, received by every thread, each thread's ` +
-        `span; GC pauses that overlapped, ms per thread): ${slow
+        `span; GC pauses that overlapped, ms per thread; CPU the hypervisor gave to other guests meanwhile, ms over both vCPUs) ` +
+        `(steal over all ${head!.changes} changes: ${head!.stats.steal.total_ms} ms, in ${head!.stats.steal.changes_with_steal} of them): ${slow
           .map(
             (x) =>
               `${x.commit_to_all_applied} ms = ${x.committed_to_published} + ${x.published_to_received_by_every_thread} + ` +
@@ -120,7 +121,8 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
                 ? ` (GC ${Object.entries(x.gc_ms)
                     .map(([t, ms]) => `${t === 'main' ? 'main' : `worker ${t}`} ${ms}`)
                     .join(', ')})`
-                : ''),
+                : '') +
+              (x.steal_ms ? ` (steal ${x.steal_ms})` : ''),
           )
           .join('; ')}.`,
     );

@@ -23,6 +23,7 @@ import {
   round,
   roundSummary,
   sampleProcessCpu,
+  stealMs,
   summarize,
   type TempDatabases,
 } from '../lib';
@@ -199,6 +200,7 @@ export async function runSize(
     /** Commits one change, then waits until every agent applied it; every stage on one clock. */
     const commitAndWait = async (): Promise<Sample> => {
       await sleep(args.gapMs);
+      const steal0 = stealMs();
       const call = nowMs();
       const r = await theStore.append([changes.next()], {
         actor: ACTOR,
@@ -211,6 +213,7 @@ export async function runSize(
       if (r.status !== 'appended') throw new Error(`append returned ${r.status}`);
       const revision = r.changeSet.revision;
       const applied = await theFleet.waitAll(revision, 60_000);
+      const steal = stealMs() - steal0;
       const mainSeen = await theObserver.when(revision);
       const seen = await theFleet.seenBy(revision, 1_000);
       const times = [...applied.at.values()];
@@ -235,6 +238,7 @@ export async function runSize(
         all: Math.max(...times),
         threads,
         applyMs: applied.applyMs,
+        stealMs: steal,
       };
     };
     const combinations: Combination[] = [];

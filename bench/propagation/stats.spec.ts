@@ -25,7 +25,16 @@ describe('propagation stage summaries', () => {
       published_to_received_by_every_thread: 1,
       thread_received_to_last_applied: [40, 30],
       gc_ms: {},
+      steal_ms: null,
     });
+  });
+
+  it("carries each change's steal beside it and sums it over the changes", () => {
+    const stolen = samples.map((x, i) => ({ ...x, stealMs: [0, 30, 0, 10][i] }));
+    const s = stageSummaries(stolen);
+    expect(s.slowest_changes.find((x) => x.revision === 2)?.steal_ms).toBe(30);
+    expect(s.slowest_changes.find((x) => x.revision === 1)?.steal_ms).toBe(0);
+    expect(s.steal).toEqual({ total_ms: 40, changes_with_steal: 2 });
   });
 
   it('lays GC pauses beside the changes they overlapped, clipped to the change, per thread', () => {

@@ -17,6 +17,8 @@ export interface Sample {
   /** Per worker thread: (its last agent applied - the thread received it) and its agent count. */
   threads: { spanMs: number; agents: number }[];
   applyMs: number[];
+  /** Machine-wide /proc/stat steal over the change (all vCPUs, 10 ms ticks): the hypervisor's share. */
+  stealMs?: number;
 }
 
 /** What the benchmark measures of one change: commit -> the last agent applied it. */
@@ -52,6 +54,11 @@ export function stageSummaries(samples: Sample[], pauses: WorkerPauses = []) {
       samples.flatMap((x) => x.threads.filter((t) => t.agents > 0).map((t) => t.spanMs / t.agents)),
     ),
     agent_reconciler_apply_ms_integer: s(applies),
+    /** Steal over all changes (ms, all vCPUs) and how many changes saw any. */
+    steal: {
+      total_ms: samples.reduce((a, x) => a + (x.stealMs ?? 0), 0),
+      changes_with_steal: samples.filter((x) => (x.stealMs ?? 0) > 0).length,
+    },
     slowest_changes: slowest(samples, 5, pauses),
     by_change_ms: byChange(samples),
   };
@@ -83,6 +90,7 @@ function slowest(samples: Sample[], n: number, pauses: WorkerPauses) {
       thread_received_to_last_applied: x.threads.map((t) => r(t.spanMs)),
       // GC pauses that overlapped commit -> all applied, ms per thread (worker index or main).
       gc_ms: gcOverlap(pauses, x.commit, x.all),
+      steal_ms: x.stealMs ?? null,
     }));
 }
 
