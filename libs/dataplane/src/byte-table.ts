@@ -60,7 +60,7 @@ export class ByteTable implements Map<string, string> {
   }
 
   set(key: string, value: string): this {
-    this.put(key, value, true);
+    this.put(key, value, true, false);
     return this;
   }
 
@@ -69,16 +69,17 @@ export class ByteTable implements Map<string, string> {
    * itself when the entry already held it (nothing written), or undefined for a new key.
    */
   exchange(key: string, value: string): string | undefined {
-    return this.put(key, value, true) ?? undefined;
+    return this.put(key, value, true, true) ?? undefined;
   }
 
   /** set() unless `key` is new and `allowNew` is false (a full map): then false, nothing written. */
   trySet(key: string, value: string, allowNew: boolean): boolean {
-    return this.put(key, value, allowNew) !== null;
+    return this.put(key, value, allowNew, false) !== null;
   }
 
-  // Previous value, `value` when unchanged, undefined when inserted, null when refused.
-  private put(key: string, value: string, allowNew: boolean): string | undefined | null {
+  // Previous value (`value` when unchanged, or when the caller does not want the previous one:
+  // reading it makes a string), undefined when inserted, null when refused.
+  private put(key: string, value: string, allowNew: boolean, wantOld: boolean): string | undefined | null {
     this.check(key, this.keySize, 'key');
     this.check(value, this.valueSize, 'value');
     const h = hashOf(key);
@@ -86,7 +87,7 @@ export class ByteTable implements Map<string, string> {
     if (i >= 0) {
       const at = i * this.stride + this.keySize;
       if (this.equal(at, value)) return value;
-      const old = this.read(at, this.valueSize);
+      const old = wantOld ? this.read(at, this.valueSize) : value;
       this.write(at, value);
       return old;
     }

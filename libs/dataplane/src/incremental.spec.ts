@@ -254,4 +254,33 @@ describe('IncrementalCompiler', () => {
       expect([...(touched.mesh_backends ?? [])]).toHaveLength(2);
     }
   });
+
+  it('a service with an (invalid) empty selector follows every workload of its namespace', () => {
+    const inc = new IncrementalCompiler('n1');
+    const all = service('all', '127.100.0.9');
+    if (all.op === 'put') all.spec.selector = {};
+    const s1 = stateOf([...base, all]);
+    inc.reset(s1, IdAllocator.empty());
+    const steps: Array<{ state: MeshState; changed: string[] }> = [];
+    const s2 = stateOf([workload('other-1', '127.0.1.20', 'n2', { labels: { app: 'other' } })], s1);
+    steps.push({ state: s2, changed: ['Workload/default/other-1'] });
+    const s3 = stateOf(
+      [workload('other-1', '127.0.1.20', 'n2', { labels: { app: 'other' }, weight: 3 })],
+      s2,
+    );
+    steps.push({ state: s3, changed: ['Workload/default/other-1'] });
+    // The empty selector goes: workload changes stop reaching it; then it comes back.
+    const s4 = stateOf([service('all', '127.100.0.9')], s3);
+    steps.push({ state: s4, changed: ['Service/default/all'] });
+    const s5 = stateOf([remove('Workload', 'web-2')], s4);
+    steps.push({ state: s5, changed: ['Workload/default/web-2'] });
+    const s6 = stateOf([all], s5);
+    steps.push({ state: s6, changed: ['Service/default/all'] });
+    const s7 = stateOf([remove('Workload', 'other-1')], s6);
+    steps.push({ state: s7, changed: ['Workload/default/other-1'] });
+    for (const { state, changed } of steps) {
+      const { desired } = inc.update(state, changed);
+      expect(logicalView(desired.maps)).toEqual(logicalView(compile(state, 'n1').maps));
+    }
+  });
 });

@@ -83,6 +83,9 @@ export class IncrementalCompiler {
   private services = new Map<string, Bag<StoredResource>>();
   /** Global services by the label pairs of their selectors. */
   private bySelector = new Map<string, Bag<string>>();
+  // Services indexed under an (invalid) empty selector's key: while none is, a workload change
+  // skips that lookup (a string and a miss in bySelector per changed workload).
+  private emptySelectors = 0;
   private routes = new Map<string, Set<StoredResource>>();
   private policies = new Map<string, Set<StoredResource>>();
   private local = new Map<string, Workload>();
@@ -127,6 +130,7 @@ export class IncrementalCompiler {
     for (const f of [...indexes, 'skipped', 'frontendOwner', 'orphanDests', 'orphanFrontends'] as const)
       this[f].clear();
     this.index = new WorkloadIndex();
+    this.emptySelectors = 0;
     this.localIdentities = new Set();
     this.localAddrs = new Set();
     this.allocator = ids.fork();
@@ -224,11 +228,15 @@ export class IncrementalCompiler {
     // Selector pairs in the Service's scope: an import only selects its own origin's workloads.
     const pairs = (x: StoredResource) => selectorPairs({ ...x, namespace: scopeOf(x) });
     if (before) {
-      for (const pair of pairs(before)) bagRemove(this.bySelector, pair, svc);
+      const ps = pairs(before);
+      if (ps[0] === anyPairKey(scopeOf(before))) this.emptySelectors--;
+      for (const pair of ps) bagRemove(this.bySelector, pair, svc);
       bagRemove(this.services, svc, before);
     }
     if (after) {
-      for (const pair of pairs(after)) bagAdd(this.bySelector, pair, svc);
+      const ps = pairs(after);
+      if (ps[0] === anyPairKey(scopeOf(after))) this.emptySelectors++;
+      for (const pair of ps) bagAdd(this.bySelector, pair, svc);
       bagAdd(this.services, svc, after);
     }
   }
@@ -248,11 +256,11 @@ export class IncrementalCompiler {
     for (const x of same ? [w] : [old, w]) {
       if (!x) continue;
       // Any Service whose selector shares a label pair with the workload may select it.
-      for (const pair of [
-        anyPairKey(x.namespace),
-        ...Object.entries(x.labels).map(([k, v]) => pairKey(x.namespace, k, v)),
-      ])
-        for (const svc of bagValues(this.bySelector.get(pair))) affected.add(svc);
+      for (const k in x.labels)
+        for (const svc of bagValues(this.bySelector.get(pairKey(x.namespace, k, x.labels[k]))))
+          affected.add(svc);
+      if (this.emptySelectors > 0)
+        for (const svc of bagValues(this.bySelector.get(anyPairKey(x.namespace)))) affected.add(svc);
     }
     if (after && w) this.index.add(key, after);
     else this.index.remove(key);
