@@ -4,59 +4,19 @@
  * the per-revision bookkeeping of when each node applied what.
  */
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { ProfileSummary } from '../lib/cpu-profile';
+import { WorkerRpc } from '../lib/worker-rpc';
 import type { AgentWorkerData, AgentWorkerReply, AgentWorkerRequest, StatsReply } from './agent-worker';
 
-type Pending = { resolve: (r: AgentWorkerReply) => void; reject: (e: Error) => void };
-
-/** Distributive Omit, so each request variant keeps its own fields. */
-type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
-
-class AgentWorker {
-  readonly worker: Worker;
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  private failure: Error | undefined;
-
+/** One worker thread of agents: requests and replies (WorkerRpc), events to the fleet. */
+class AgentWorker extends WorkerRpc<AgentWorkerRequest, AgentWorkerReply> {
   constructor(data: AgentWorkerData, heapMb: number, onEvent: (m: AgentWorkerReply) => void) {
-    this.worker = new Worker(path.join(__dirname, 'worker-entry.js'), {
-      workerData: data,
-      resourceLimits: { maxOldGenerationSizeMb: heapMb },
-    });
-    this.worker.on('message', (m: AgentWorkerReply) => {
-      if (!('id' in m)) {
-        onEvent(m);
-        return;
-      }
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if (m.type === 'error') p.reject(new Error(`agent worker ${data.worker}: ${m.message}`));
-      else p.resolve(m);
-    });
-    this.worker.on('error', (err) => this.fail(err));
-    this.worker.on('exit', (code) => this.fail(new Error(`agent worker ${data.worker} exited with ${code}`)));
-  }
-
-  private fail(err: Error): void {
-    this.failure ??= err;
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
-  }
-
-  call(req: WithoutId<AgentWorkerRequest>): Promise<AgentWorkerReply> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...req, id } as AgentWorkerRequest);
-    });
-  }
-
-  async terminate(): Promise<void> {
-    this.failure ??= new Error('terminated');
-    await this.worker.terminate();
+    super(
+      path.join(__dirname, 'worker-entry.js'),
+      { workerData: data, resourceLimits: { maxOldGenerationSizeMb: heapMb } },
+      `agent worker ${data.worker}`,
+      onEvent,
+    );
   }
 }
 

@@ -14,7 +14,7 @@ import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { type AgentConfig, type Logger, startAgent } from '../../services/agent/src';
 import { createApiApp } from '../../services/api/src/app';
-import { type RelayConfig, type RelayHandle, startRelay } from '../../services/relay/src';
+import type { RelayConfig } from '../../services/relay/src';
 import {
   formatMs,
   nowMs,
@@ -32,6 +32,7 @@ import { Fleet } from './fleet';
 import { type FloorResult, FloorSession } from './floor';
 import { type GcStats, GcWatch } from './gc';
 import { seedChangeSets, WeightChanges, WORKLOADS_PER_SERVICE } from './mesh';
+import { RelayThread } from './relay-thread';
 import {
   AGENT_MARKS,
   type Combination,
@@ -40,7 +41,7 @@ import {
   stageSummaries,
   warmupSummary,
 } from './stats';
-import { LogCounter, Observer, sleep, traceparent, untilTrue, validate } from './support';
+import { LogCounter, Observer, sleep, traceparent, validate } from './support';
 
 /** One agent from empty maps (a new MemoryMapBackend) to `head`, in this thread, with its own NATS connection. */
 export async function bootstrapOnce(
@@ -103,11 +104,10 @@ export async function runSize(
 ): Promise<SizeResult> {
   const cluster = `bp-${randomBytes(4).toString('hex')}-${Math.round(services / 1000)}k`;
   const db = await dbs.create(`bench_prop_${services}`);
-  const relayLog = new LogCounter();
   const agentLog = new LogCounter();
   const mainGc = new GcWatch();
   let store: EventStore | undefined;
-  let relay: RelayHandle | undefined;
+  let relay: RelayThread | undefined;
   let observer: Observer | undefined;
   let fleet: Fleet | undefined;
   try {
@@ -128,7 +128,7 @@ export async function runSize(
       `[${cluster}] seeded ${services} services + ${services * WORKLOADS_PER_SERVICE} workloads in ${head} revisions (${formatMs(seedMs)})`,
     );
 
-    const relayConfig: RelayConfig = {
+    const relayConfig: Omit<RelayConfig, 'logSink'> = {
       cluster,
       databaseUrl: db.url,
       natsUrl: NATS_URL,
@@ -140,15 +140,10 @@ export async function runSize(
       stepDownAfterMs: 30_000,
       logLevel: 'info',
       instanceId: `bench-relay-${process.pid}`,
-      logSink: relayLog.sink,
     };
-    relay = await startRelay(relayConfig);
-    const theRelay = relay;
-    await untilTrue(
-      () => theRelay.metrics.lastPublishedRevision >= head,
-      120_000,
-      'the relay to publish the seed',
-    );
+    // A thread of its own, as the relay is a process of its own in production (relay-worker.ts).
+    relay = new RelayThread(relayConfig);
+    await relay.published(head, 120_000);
     observer = new Observer(nc, cluster);
     progress(t0, `[${cluster}] relay published revisions 1..${head}`);
 
@@ -360,6 +355,7 @@ export async function runSize(
       }
     }
     const fst = await fleet.stats();
+    const relayReport = await relay.report();
     return {
       services,
       resources,
@@ -369,14 +365,9 @@ export async function runSize(
       combinations,
       ...(floor ? { floor } : {}),
       ...(agentProfile ? { agent_profile: agentProfile } : {}),
-      relay: theRelay.metrics.snapshot(),
+      relay: relayReport.metrics,
       logs: {
-        relay: {
-          lines: relayLog.lines,
-          warnings: relayLog.warnings,
-          errors: relayLog.errors,
-          first: relayLog.first,
-        },
+        relay: relayReport.log,
         bootstrap_agents: { warnings: agentLog.warnings, errors: agentLog.errors, first: agentLog.first },
         fleet_agents: fst.map((w) => ({
           warnings: w.warnings,

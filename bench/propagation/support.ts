@@ -78,11 +78,3 @@ export class Observer {
     this.sub.unsubscribe();
   }
 }
-
-export async function untilTrue(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = nowMs() + timeoutMs;
-  while (!cond()) {
-    if (nowMs() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
