@@ -1,8 +1,9 @@
 /**
  * `npm run bench -- propagation [--option=value ...]`
  *
- * Commit-to-applied latency of single-resource changes, from EventStore.append (no API) through an
- * in-process relay and the shared NATS JetStream to N real agents (startAgent, MemoryMapBackend),
+ * Commit-to-applied latency of single-resource changes, from EventStore.append (no API) through the
+ * relay (a worker thread of its own: in production it is a process of its own) and the shared NATS
+ * JetStream to N real agents (startAgent, MemoryMapBackend),
  * for N = 1, 10, 100 and meshes of 1k and 10k Services (3 Workloads each, spread over 100 node
  * names), and, in the same run, the floor of the fan-out: a plain JetStream publish of a message of
  * the same size to 100 stream readers, one floor message after each measured change (interleaved,
@@ -121,7 +122,7 @@ async function main(): Promise<void> {
           'startAgent (services/agent) with a MemoryMapBackend each, own NATS connection, bootstrapped from the current ' +
           'state read from the database once per worker (what GET /v1/snapshot serves); round-robin over worker threads',
         relay:
-          'startRelay in the main thread (LISTEN/NOTIFY wake-up, poll 1 s fallback), logs JSON-encoded and counted',
+          'startRelay in a worker thread of its own (LISTEN/NOTIFY wake-up, poll 1 s fallback), logs JSON-encoded and counted',
         commits: 'EventStore.append with the API validate hook (validateChangeSet), no API',
         mesh: `Services with ${WORKLOADS_PER_SERVICE} Workloads each (weight 1), workloads spread over ${args.nodes} node names; VIPs 127.100.x.y, workloads 127.1-3.x.y`,
         bootstrap:
