@@ -92,6 +92,8 @@ export function encodeMeta(meta: Meta): Uint8Array {
 }
 
 const u64 = (n: bigint) => le32(Number(n & 0xffffffffn)) + le32(Number(n >> 32n));
+// A safe non-negative integer as u64, without making a BigInt of it (two per checkpoint write).
+const u64n = (n: number) => le32(n >>> 0) + le32(Math.floor(n / 0x100000000));
 
 /**
  * encodeMeta as a byte string, what the memory backend stores: written after every apply, and
@@ -120,7 +122,7 @@ export class MetaEncoder {
       const bytes = toByteString(encodeMeta(meta)).slice(32);
       this.names = { node: meta.node, cluster: meta.cluster, bytes };
     }
-    return le32(META_MAGIC) + le32(v) + u64(BigInt(rev)) + u64(BigInt(at)) + u64(digest) + this.names.bytes;
+    return le32(META_MAGIC) + le32(v) + u64n(rev) + u64n(at) + u64(digest) + this.names.bytes;
   }
 }
 
