@@ -72,10 +72,13 @@ export class WorkloadIndex {
   private readonly byKey = new Map<string, StoredResource>();
   private readonly byLabel = new Map<string, Bag<string>>();
 
-  /** Indexes `r` under `key` (replacing what was there); false, and nothing indexed, for a malformed spec. */
-  add(key: string, r: StoredResource): boolean {
+  /**
+   * Indexes `r` under `key` (replacing what was there); false, and nothing indexed, for a malformed
+   * spec. `parsed`: what parseWorkload already made of `r`, when the caller has it.
+   */
+  add(key: string, r: StoredResource, parsed: Workload | undefined = parseWorkload(key, r)): boolean {
     const old = this.byKey.get(key);
-    if (!parseWorkload(key, r)) {
+    if (!parsed) {
       if (old) this.remove(key);
       return false;
     }

@@ -262,7 +262,7 @@ export class IncrementalCompiler {
       if (this.emptySelectors > 0)
         for (const svc of bagValues(this.bySelector.get(anyPairKey(x.namespace)))) affected.add(svc);
     }
-    if (after && w) this.index.add(key, after);
+    if (after && w) this.index.add(key, after, w);
     else this.index.remove(key);
     const was = this.local.get(key);
     // Imported workloads run in another cluster, whatever their node is called there.
