@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { RelayConfig } from '../../services/relay/src';
 import { nowMs } from '../lib';
 import { WorkerRpc } from '../lib/worker-rpc';
+import type { GcStats } from './gc';
 import type { RelayWorkerReply, RelayWorkerRequest } from './relay-worker';
 import { sleep } from './support';
 
@@ -28,6 +29,13 @@ export class RelayThread {
       if (nowMs() > end) throw new Error(`timed out waiting for the relay to publish revision ${revision}`);
       await sleep(20);
     }
+  }
+
+  /** The relay thread's collections since the last call. */
+  async gc(): Promise<GcStats> {
+    const r = await this.rpc.call({ type: 'gc' });
+    if (r.type !== 'gc') throw new Error(`relay thread: unexpected reply ${r.type}`);
+    return r.stats;
   }
 
   /** The relay's metrics and what it logged. */

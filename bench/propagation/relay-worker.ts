@@ -5,9 +5,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { type RelayConfig, type RelayHandle, startRelay } from '../../services/relay/src';
+import { type GcStats, GcWatch } from './gc';
 import { LogCounter } from './support';
 
-export type RelayWorkerRequest = { id: number; type: 'status' | 'report' | 'stop' };
+export type RelayWorkerRequest = { id: number; type: 'status' | 'report' | 'gc' | 'stop' };
 export type RelayWorkerReply =
   | { id: number; type: 'status'; lastPublishedRevision: number }
   | {
@@ -16,12 +17,15 @@ export type RelayWorkerReply =
       metrics: Record<string, unknown>;
       log: { lines: number; warnings: number; errors: number; first: string[] };
     }
+  | { id: number; type: 'gc'; stats: GcStats }
   | { id: number; type: 'stopped' }
   | { id: number; type: 'error'; message: string };
 
 const port = parentPort!;
 const config = (workerData as { config: Omit<RelayConfig, 'logSink'> }).config;
 const log = new LogCounter();
+// This thread's collections, laid beside the slow changes like the main thread's and the agents'.
+const gc = new GcWatch();
 const started: Promise<RelayHandle> = startRelay({ ...config, logSink: log.sink });
 
 port.on('message', (msg: RelayWorkerRequest) => {
@@ -29,6 +33,7 @@ port.on('message', (msg: RelayWorkerRequest) => {
     const relay = await started;
     if (msg.type === 'status')
       return { id: msg.id, type: 'status', lastPublishedRevision: relay.metrics.lastPublishedRevision };
+    if (msg.type === 'gc') return { id: msg.id, type: 'gc', stats: gc.take() };
     if (msg.type === 'report') {
       const { lines, warnings, errors, first } = log;
       return {

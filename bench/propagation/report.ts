@@ -104,7 +104,8 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
         (settled
           ? ` (${settled.map((x) => `${x.before} -> ${x.after}`).join(' / ')} MiB in the full GC after the fleet started)`
           : '') +
-        ` (the simulation puts ${Math.ceil(head.agents / w.length)} agents' state in one heap; a real agent's heap is ~1/${Math.ceil(head.agents / w.length)} of that).`,
+        ` (the simulation puts ${Math.ceil(head.agents / w.length)} agents' state in one heap; a real agent's heap is ~1/${Math.ceil(head.agents / w.length)} of that); ` +
+        `main thread (commits, bookkeeping) ${head.gc.main.count} GCs (max ${head.gc.main.maxMs} ms), relay thread ${head.gc.relay.count} (max ${head.gc.relay.maxMs} ms).`,
     );
   }
   const slow = head?.stats.slowest_changes;
@@ -119,7 +120,7 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
               `[${x.thread_received_to_last_applied.join(', ')}]` +
               (Object.keys(x.gc_ms).length
                 ? ` (GC ${Object.entries(x.gc_ms)
-                    .map(([t, ms]) => `${t === 'main' ? 'main' : `worker ${t}`} ${ms}`)
+                    .map(([t, ms]) => `${t === 'main' || t === 'relay' ? t : `worker ${t}`} ${ms}`)
                     .join(', ')})`
                 : '') +
               (x.steal_ms ? ` (steal ${x.steal_ms})` : ''),

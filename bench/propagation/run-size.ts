@@ -36,7 +36,9 @@ import { RelayThread } from './relay-thread';
 import {
   AGENT_MARKS,
   type Combination,
+  MAIN_THREAD,
   profilePerAgentChange,
+  RELAY_THREAD,
   type Sample,
   stageSummaries,
   warmupSummary,
@@ -289,6 +291,7 @@ export async function runSize(
       try {
         await fleet.stats(); // resets the workers' utilization and GC windows
         mainGc.take();
+        await relay.gc();
         const elu0 = performance.eventLoopUtilization();
         const cpu0 = sampleProcessCpu();
         for (let k = 0; k < count; k++) {
@@ -315,8 +318,10 @@ export async function runSize(
       }
       const st = await fleet.stats();
       const mainGcStats = mainGc.take();
+      const relayGcStats = await relay.gc();
       const stats = stageSummaries(samples, [
-        ...mainGcStats.pauses.map((p) => ({ worker: -1, ...p })),
+        ...mainGcStats.pauses.map((p) => ({ worker: MAIN_THREAD, ...p })),
+        ...relayGcStats.pauses.map((p) => ({ worker: RELAY_THREAD, ...p })),
         ...st.flatMap((w, worker) => w.gc.pauses.map((p) => ({ worker, ...p }))),
       ]);
       combinations.push({
@@ -332,7 +337,11 @@ export async function runSize(
         worker_heap_mb: st.map((w) => Math.round(w.heapUsedMb)),
         ...(settled ? { worker_heap_settled_mb: settled } : {}),
         rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
-        gc: { main: withoutPauses(mainGcStats), workers: st.map((w) => withoutPauses(w.gc)) },
+        gc: {
+          main: withoutPauses(mainGcStats),
+          relay: withoutPauses(relayGcStats),
+          workers: st.map((w) => withoutPauses(w.gc)),
+        },
         stats,
         ...(f ? { floor: f } : {}),
         ...(warmup.length ? { warmup: warmupSummary(warmup) } : {}),

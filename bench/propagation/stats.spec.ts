@@ -43,10 +43,11 @@ describe('propagation stage summaries', () => {
       { worker: 0, at: 140, ms: 5, major: false }, // 5 more
       { worker: 1, at: 149, ms: 30, major: true }, // 1 ms inside
       { worker: -1, at: 205, ms: 2, major: false }, // main thread, change 3
+      { worker: -2, at: 210, ms: 3, major: false }, // relay thread, change 3
       { worker: 1, at: 160, ms: 5, major: false }, // between changes: none
     ]).slowest_changes;
     expect(slow.find((x) => x.revision === 2)?.gc_ms).toEqual({ '0': 15, '1': 1 });
-    expect(slow.find((x) => x.revision === 3)?.gc_ms).toEqual({ main: 2 });
+    expect(slow.find((x) => x.revision === 3)?.gc_ms).toEqual({ main: 2, relay: 3 });
     expect(slow.find((x) => x.revision === 4)?.gc_ms).toEqual({});
   });
 

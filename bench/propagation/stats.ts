@@ -27,8 +27,10 @@ const latency = (x: Sample): number => x.all - x.commit;
 /** Each change's latency in commit order: how it moves over a run (transients, spikes). */
 const byChange = (samples: Sample[]): number[] => samples.map((x) => round(latency(x), 3));
 
-/** GC pauses over the measured changes: worker thread index (-1: the main thread, relay), pause. */
+/** GC pauses over the measured changes: worker thread index (or MAIN_THREAD, RELAY_THREAD), pause. */
 export type WorkerPauses = Array<{ worker: number } & GcPause>;
+export const MAIN_THREAD = -1;
+export const RELAY_THREAD = -2;
 
 export function stageSummaries(samples: Sample[], pauses: WorkerPauses = []) {
   const s = (xs: number[]): Summary | undefined => (xs.length ? roundSummary(summarize(xs), 4) : undefined);
@@ -98,7 +100,7 @@ function gcOverlap(pauses: WorkerPauses, from: number, to: number): Record<strin
   const out: Record<string, number> = {};
   for (const p of pauses) {
     const ms = Math.min(to, p.at + p.ms) - Math.max(from, p.at);
-    const thread = p.worker < 0 ? 'main' : String(p.worker);
+    const thread = p.worker === MAIN_THREAD ? 'main' : p.worker === RELAY_THREAD ? 'relay' : String(p.worker);
     if (ms > 0) out[thread] = round((out[thread] ?? 0) + ms, 2);
   }
   return out;
@@ -161,7 +163,7 @@ export interface Combination {
   worker_heap_settled_mb?: Array<{ before: number; after: number }>;
   rss_mb: number;
   /** Garbage collection during the measured changes: the main thread and each worker thread. */
-  gc: { main: Omit<GcStats, 'pauses'>; workers: Omit<GcStats, 'pauses'>[] };
+  gc: { main: Omit<GcStats, 'pauses'>; relay: Omit<GcStats, 'pauses'>; workers: Omit<GcStats, 'pauses'>[] };
   stats: ReturnType<typeof stageSummaries>;
   /** The warm-up changes right after the fleet (re)started, not in `stats`. */
   warmup?: ReturnType<typeof warmupSummary>;
