@@ -1,4 +1,4 @@
-import { median, percentile, prng, round, summarize } from './stats';
+import { median, percentile, prng, ratioCi95, round, summarize } from './stats';
 
 describe('bench/lib stats', () => {
   it('interpolates between closest ranks (R-7, as numpy)', () => {
@@ -45,5 +45,32 @@ describe('bench/lib stats', () => {
     expect(xs).toEqual(Array.from({ length: 1000 }, () => b()));
     expect(Math.min(...xs)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...xs)).toBeLessThan(1);
+  });
+});
+
+describe('ratioCi95', () => {
+  const spread = (n: number, scale: number, seed: number) => {
+    const r = prng(seed);
+    // A long tail, like latencies: most near `scale`, a few far out.
+    return Array.from({ length: n }, () => scale * (1 + (r() < 0.05 ? 5 * r() : r())));
+  };
+
+  it('brackets the ratio of the samples and is the same for the same seed', () => {
+    const a = spread(500, 20, 1);
+    const b = spread(500, 10, 2);
+    const ci = ratioCi95(a, b, 99);
+    const point = percentile(a, 99) / percentile(b, 99);
+    expect(ci.low).toBeLessThanOrEqual(point);
+    expect(ci.high).toBeGreaterThanOrEqual(point);
+    expect(ci.low).toBeLessThan(ci.high);
+    expect(ratioCi95(a, b, 99)).toEqual(ci);
+  });
+
+  it('narrows with more samples and is a single point for constant ones', () => {
+    const small = ratioCi95(spread(50, 20, 3), spread(50, 10, 4), 50);
+    const large = ratioCi95(spread(5000, 20, 3), spread(5000, 10, 4), 50);
+    expect(large.high - large.low).toBeLessThan(small.high - small.low);
+    expect(ratioCi95([4, 4, 4], [2, 2], 99)).toEqual({ low: 2, high: 2 });
+    expect(() => ratioCi95([], [1], 99)).toThrow(RangeError);
   });
 });

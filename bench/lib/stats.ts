@@ -83,3 +83,30 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * A 95% bootstrap interval of percentile(a, p) / percentile(b, p): both samples resampled with
+ * replacement `rounds` times (seeded, so a result file can be recomputed). A ratio of two tail
+ * percentiles moves a lot between runs; the interval says how much this run's samples allow.
+ */
+export function ratioCi95(
+  a: readonly number[],
+  b: readonly number[],
+  p: number,
+  opts: { rounds?: number; seed?: number } = {},
+): { low: number; high: number } {
+  if (a.length === 0 || b.length === 0) throw new RangeError('ratioCi95 of an empty sample');
+  const rounds = opts.rounds ?? 2000;
+  const rand = prng(opts.seed ?? 1);
+  const resample = (xs: readonly number[], into: Float64Array) => {
+    for (let i = 0; i < xs.length; i++) into[i] = xs[Math.floor(rand() * xs.length)]!;
+    into.sort();
+    return percentileOfSorted(into as unknown as number[], p);
+  };
+  const ra = new Float64Array(a.length);
+  const rb = new Float64Array(b.length);
+  const ratios: number[] = [];
+  for (let r = 0; r < rounds; r++) ratios.push(resample(a, ra) / resample(b, rb));
+  ratios.sort((x, y) => x - y);
+  return { low: percentileOfSorted(ratios, 2.5), high: percentileOfSorted(ratios, 97.5) };
+}

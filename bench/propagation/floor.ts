@@ -33,6 +33,8 @@ export interface FloorResult {
   publish_to_all_received_ms: Summary;
   publish_to_first_received_ms: Summary;
   publish_ack_ms: Summary;
+  /** Each measured message's publish -> all received, in order (for the ratio's bootstrap interval). */
+  by_message_ms: number[];
   /** CPU ms per floor message, its gap included: this process (the consumers, idle agents) and the servers. */
   cpu_ms_per_message: Record<string, number>;
 }
@@ -143,6 +145,7 @@ export class FloorSession {
       publish_to_all_received_ms: roundSummary(summarize(this.all), 4),
       publish_to_first_received_ms: roundSummary(summarize(this.first), 4),
       publish_ack_ms: roundSummary(summarize(this.acks), 4),
+      by_message_ms: this.all.map((x) => round(x, 3)),
       cpu_ms_per_message: Object.fromEntries(
         Object.entries(this.cpu).map(([k, ms]) => [k, round(ms / Math.max(1, n), 3)]),
       ),
