@@ -18,15 +18,14 @@ function revisions(n: number): Uint8Array[] {
       service(`s${revision}`, `127.100.9.${revision}`),
       workload(`w${revision}`, `127.0.1.${revision}`, 'n1', { labels: { app: `s${revision}` } }),
     ];
-    const events = changes.map((c, seq): CommittedEvent => {
-      const e: CommittedEvent = {
+    const events = changes.map(
+      (c, seq): CommittedEvent => ({
         ...c,
         prevVersion: state.resources.get(refKey(c))?.version ?? null,
         revision,
         seq,
-      };
-      return e;
-    });
+      }),
+    );
     for (const e of events) evolveInPlace(state, e);
     state.revision = revision;
     out.push(
