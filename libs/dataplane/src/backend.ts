@@ -25,14 +25,19 @@ export interface MapBackend {
    * Optional fast paths for the same batches as byte strings (one char per byte: what
    * plan ops and map sets hold), with the same checks: EINVAL for a key or value of
    * another size or a char above 0xff, ordered, `done` on a partial failure.
+   * They may complete synchronously (return nothing, throw the MapError): the reconciler
+   * awaits only a promise. A map write is a syscall or a table write, and with 50 agents
+   * per simulation thread the await per batch and its turns of the microtask queue were
+   * a visible share of an apply.
    */
-  updateStrings?(map: MapName, keys: readonly string[], values: readonly string[]): Promise<void>;
-  deleteStrings?(map: MapName, keys: readonly string[]): Promise<void>;
+  updateStrings?(map: MapName, keys: readonly string[], values: readonly string[]): void | Promise<void>;
+  deleteStrings?(map: MapName, keys: readonly string[]): void | Promise<void>;
   /** Optional fast path for iterate(): every entry as byte strings (a snapshot). */
   readStrings?(map: MapName): Promise<Iterable<readonly [key: string, value: string]>>;
   /** The checkpoint stored WITH the maps; undefined when no agent has written one. */
   readMeta(): Promise<Meta | undefined>;
-  writeMeta(meta: Meta): Promise<void>;
+  /** May complete synchronously, like the string paths. */
+  writeMeta(meta: Meta): void | Promise<void>;
   close(): Promise<void>;
 }
 

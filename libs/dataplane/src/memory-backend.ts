@@ -190,7 +190,7 @@ export class MemoryMapBackend implements MapBackend {
     return this.updateStrings(map, keys, values);
   }
 
-  async updateStrings(map: MapName, keys: readonly string[], values: readonly string[]): Promise<void> {
+  updateStrings(map: MapName, keys: readonly string[], values: readonly string[]): void {
     const m = this.map(map, 'update');
     this.writes++;
     if (values.length !== keys.length)
@@ -223,7 +223,7 @@ export class MemoryMapBackend implements MapBackend {
     return this.deleteStrings(map, keys.map(toByteString));
   }
 
-  async deleteStrings(map: MapName, keys: readonly string[]): Promise<void> {
+  deleteStrings(map: MapName, keys: readonly string[]): void {
     const m = this.map(map, 'delete');
     this.writes++;
     if (MAPS[map].type === 'array')
@@ -251,8 +251,8 @@ export class MemoryMapBackend implements MapBackend {
     return v ? decodeMeta(v) : undefined;
   }
 
-  async writeMeta(meta: Meta): Promise<void> {
-    await this.updateStrings('mesh_meta', [META_KEY_STR], [this.meta.encode(meta)]);
+  writeMeta(meta: Meta): void {
+    this.updateStrings('mesh_meta', [META_KEY_STR], [this.meta.encode(meta)]);
   }
 
   /** Entries currently held (tests and simulations). */

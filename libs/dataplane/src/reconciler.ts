@@ -304,7 +304,9 @@ export class Reconciler {
       this.inflight = { ops, next: 0 };
       for (const op of ops) {
         try {
-          await executeOp(this.backend, op);
+          // Awaited only when the backend answers with a promise (see MapBackend).
+          const pending = executeOp(this.backend, op);
+          if (pending) await pending;
         } catch (err) {
           this.dirty = true;
           const at = this.now();
@@ -335,7 +337,8 @@ export class Reconciler {
           cluster: this.opts.cluster,
         };
         try {
-          await this.backend.writeMeta(meta);
+          const pending = this.backend.writeMeta(meta);
+          if (pending) await pending;
         } catch (err) {
           this.dirty = true;
           throw err;

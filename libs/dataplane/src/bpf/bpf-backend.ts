@@ -259,6 +259,11 @@ export class BpfMapBackend implements MapBackend {
   }
 
   async update(map: MapName, entries: readonly MapEntry[]): Promise<void> {
+    this.updateNow(map, entries);
+  }
+
+  // The batch syscalls are synchronous: the reconciler's paths below return without a promise.
+  private updateNow(map: MapName, entries: readonly MapEntry[]): void {
     const info = this.mapInfo(map);
     if (entries.length === 0) return;
     const [keys, values] = this.buffersOf(map, info).packEntries(entries);
@@ -266,7 +271,7 @@ export class BpfMapBackend implements MapBackend {
   }
 
   /** The reconciler's path: a batch of byte-string keys and values, one latin1 write per buffer. */
-  async updateStrings(map: MapName, keys: readonly string[], values: readonly string[]): Promise<void> {
+  updateStrings(map: MapName, keys: readonly string[], values: readonly string[]): void {
     const info = this.mapInfo(map);
     if (keys.length === 0) return;
     const [kb, vb] = this.buffersOf(map, info).packStrings(keys, values);
@@ -279,7 +284,7 @@ export class BpfMapBackend implements MapBackend {
     this.deleteBatch(map, info, this.buffersOf(map, info).packKeys(keys), keys.length);
   }
 
-  async deleteStrings(map: MapName, keys: readonly string[]): Promise<void> {
+  deleteStrings(map: MapName, keys: readonly string[]): void {
     const info = this.mapInfo(map);
     if (keys.length === 0) return;
     this.deleteBatch(map, info, this.buffersOf(map, info).packStringKeys(keys), keys.length);
@@ -290,8 +295,8 @@ export class BpfMapBackend implements MapBackend {
     return v ? decodeMeta(v) : undefined;
   }
 
-  async writeMeta(meta: Meta): Promise<void> {
-    await this.update('mesh_meta', [[META_KEY, encodeMeta(meta)]]);
+  writeMeta(meta: Meta): void {
+    this.updateNow('mesh_meta', [[META_KEY, encodeMeta(meta)]]);
   }
 
   /** Drops this process's fds; pinned maps and links keep serving traffic. */
