@@ -60,6 +60,7 @@ const isString = (v: unknown): v is string => typeof v === 'string';
 const isNullableString = (v: unknown): v is string | null => v === null || typeof v === 'string';
 
 // RFC 3339 with an offset, as Date#toISOString writes it (and any other offset or precision).
+const CREATED_AT_PROBLEM = 'createdAt: must be an ISO 8601 date-time with an offset';
 const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
 
 /**
@@ -78,8 +79,8 @@ function checkHeader(w: Record<string, unknown>): string | undefined {
   if (w.restoredFromRevision !== null && !isCount(w.restoredFromRevision))
     return 'restoredFromRevision: must be null or a revision';
   if (!isPlainObject(w.metadata)) return 'metadata: must be a JSON object';
-  if (!isString(w.createdAt) || !ISO_DATETIME.test(w.createdAt) || Number.isNaN(Date.parse(w.createdAt)))
-    return 'createdAt: must be an ISO 8601 date-time with an offset';
+  // Whether it is a real date is checked where it is parsed, once (decodeRevision).
+  if (!isString(w.createdAt) || !ISO_DATETIME.test(w.createdAt)) return CREATED_AT_PROBLEM;
   if (!isCount(w.eventCount)) return 'eventCount: must be a non-negative integer';
   return undefined;
 }
@@ -159,7 +160,11 @@ export function decodeRevision(bytes: Uint8Array): ChangeSet {
     );
   }
   const wire = raw as Record<string, unknown>;
-  const problem = checkHeader(wire) ?? checkEvents(wire.events);
+  const createdAt = new Date(wire.createdAt as string);
+  const problem =
+    checkHeader(wire) ??
+    (Number.isNaN(createdAt.getTime()) ? CREATED_AT_PROBLEM : undefined) ??
+    checkEvents(wire.events);
   if (problem) throw new RevisionCodecError(`invalid revision message at ${problem}`);
   // Fields are taken as parsed (JSON.parse made fresh objects), and only the ChangeSet's own:
   // whatever else a newer writer adds stays off the object.
@@ -177,7 +182,7 @@ export function decodeRevision(bytes: Uint8Array): ChangeSet {
     eventCount: wire.eventCount as number,
     prevHash: wire.prevHash as string,
     hash: wire.hash as string,
-    createdAt: new Date(wire.createdAt as string),
+    createdAt,
     events: wire.events as CommittedEvent[],
   };
 }
