@@ -35,9 +35,10 @@ import {
   BackendRefs,
   destCounts,
   destOfKey,
+  emptyOwnedParts,
   forEachOwned,
+  heldDestId,
   type Owned,
-  type OwnedParts,
   packOwned,
   reuseKeys,
 } from './owned';
@@ -264,11 +265,14 @@ export class IncrementalCompiler {
     }
     if (after && w) this.index.add(key, after, w);
     else this.index.remove(key);
-    const was = this.local.get(key);
     // Imported workloads run in another cluster, whatever their node is called there.
     const isLocal = w !== undefined && after?.origin === undefined && w.node === this.node;
+    // `local` holds exactly the workloads for which this held when they were folded in, so
+    // whether the old one was local is read off `before`: most changes are to other nodes'
+    // workloads, and they need no lookup in `local` at all.
+    const was = old !== undefined && before?.origin === undefined && old.node === this.node ? old : undefined;
     if (isLocal) this.local.set(key, w);
-    else this.local.delete(key);
+    else if (was) this.local.delete(key);
     // Identities, their cgroups and the local addresses read only these (not labels or weight).
     if (was && isLocal) return was.identity !== w.identity || was.address !== w.address;
     return was !== undefined || isLocal;
@@ -357,27 +361,27 @@ export class IncrementalCompiler {
     const ids = this.desired.ids;
     const newFronts = new Set<string>();
     const newDests = new Set<string>();
-    for (const [, fs] of built)
+    for (const [svc, fs] of built) {
+      const before = previous.get(svc);
       for (const f of fs) {
         if (!ids.services.has(f.key)) newFronts.add(f.key);
         f.dests.forEach((d, i) => {
-          if (f.counts[i]! > 0 && !ids.backends.has(d.key)) newDests.add(d.key);
+          if (f.counts[i]! === 0 || (before && heldDestId(before, d.key) !== undefined)) return;
+          if (!ids.backends.has(d.key)) newDests.add(d.key);
         });
       }
+    }
     for (const k of [...newFronts].sort()) this.id('services', k);
     for (const k of [...newDests].sort()) this.id('backends', k);
     for (const [svc, fs] of built) {
-      const o: OwnedParts = { frontends: [], services: [], slots: [], policy: [], dests: [] };
+      const o = emptyOwnedParts();
       const before = previous.get(svc);
       // The destinations the service held, by count: those it uses again keep their references.
       const held = before ? destCounts(before) : undefined;
+      // A held destination's id is in `before` (see Owned), a lookup in ids.backends otherwise.
+      const backendId = (k: string) => (before && heldDestId(before, k)) ?? ids.backends.get(k)!;
       for (const f of fs) {
-        const e = encodeFrontend(
-          f,
-          ids.services.get(f.key)!,
-          (k) => ids.backends.get(k)!,
-          (n) => ids.identities.get(n)!,
-        );
+        const e = encodeFrontend(f, ids.services.get(f.key)!, backendId, (n) => ids.identities.get(n)!);
         o.frontends.push(f.key);
         this.frontendOwner.set(f.key, svc);
         this.out.set('mesh_services', ...e.service);
@@ -393,6 +397,7 @@ export class IncrementalCompiler {
         f.dests.forEach((d, i) => {
           if (f.counts[i]! === 0) return;
           o.dests.push(d.key);
+          o.destIds.push(backendId(d.key));
           const n = held?.get(d.key) ?? 0;
           if (n > 0) {
             held!.set(d.key, n - 1);
@@ -401,7 +406,7 @@ export class IncrementalCompiler {
           // A destination some table already used keeps its entry (its fields are in its key,
           // its flag is rewritten by localsChanged): only a new one is encoded and written.
           if (this.refs.acquire(d.key, d.addr))
-            this.out.set('mesh_backends', ...encodeBackend(d, ids.backends.get(d.key)!));
+            this.out.set('mesh_backends', ...encodeBackend(d, backendId(d.key)));
         });
       }
       if (before) this.release(svc, before, held!, o.frontends);

@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import {
   BackendRefs,
   destOfKey,
+  emptyOwnedParts,
   forEachOwned,
+  heldDestId,
   type OwnedParts,
   packOwned,
   reuseKeys,
@@ -19,13 +21,28 @@ describe('Owned records', () => {
         keys,
         keys,
         (frontends, slots, policy, dests) => {
-          const parts = { frontends, services: frontends.map((f) => `svc:${f}`), slots, policy, dests };
+          const destIds = dests.map((_, i) => 100 + i);
+          const parts = {
+            frontends,
+            services: frontends.map((f) => `svc:${f}`),
+            slots,
+            policy,
+            dests,
+            destIds,
+          };
           const packed = packOwned(parts);
-          expect(packed).toHaveLength(3 + 2 * frontends.length + slots.length + policy.length + dests.length);
+          expect(packed).toHaveLength(
+            4 + 2 * frontends.length + slots.length + policy.length + 2 * dests.length,
+          );
           expect(unpackOwned(packed)).toEqual(parts);
-          const visited: OwnedParts = { frontends: [], services: [], slots: [], policy: [], dests: [] };
+          const visited = emptyOwnedParts();
           forEachOwned(packed, (part, key) => visited[part].push(key));
-          expect(visited).toEqual(parts);
+          expect(visited).toEqual({ ...parts, destIds: [] });
+          // Each destination's id, the first one where a key repeats; none for a key not held
+          // (not even one of another part).
+          for (const d of dests) expect(heldDestId(packed, d)).toBe(100 + dests.indexOf(d));
+          for (const k of [...frontends, ...slots, ...policy, 'not held'])
+            if (!dests.includes(k)) expect(heldDestId(packed, k)).toBeUndefined();
         },
       ),
     );
@@ -42,17 +59,24 @@ describe('Owned records', () => {
           slots: [...slots],
           policy: [],
           dests: [...dests],
+          destIds: dests.map((_, i) => i + 1),
         });
-        const old = packOwned({ ...make(), slots: [...slots].reverse(), dests: ['z', ...dests] });
+        const old = packOwned({
+          ...make(),
+          slots: [...slots].reverse(),
+          dests: ['z', ...dests],
+          destIds: [9, ...dests.map((_, i) => i + 1)],
+        });
         expect(reuseKeys(make(), old)).toEqual(make());
         expect(reuseKeys(make(), undefined)).toEqual(make());
       }),
     );
   });
 
-  it('needs one mesh_services key per frontend', () => {
-    const parts = { frontends: ['a', 'b'], services: ['x'], slots: [], policy: [], dests: [] };
-    expect(() => packOwned(parts)).toThrow(RangeError);
+  it('needs one mesh_services key per frontend and one backend id per destination', () => {
+    const parts = { ...emptyOwnedParts(), frontends: ['a', 'b'], services: ['x'] };
+    expect(() => packOwned(parts)).toThrow('one mesh_services key per frontend');
+    expect(() => packOwned({ ...emptyOwnedParts(), dests: ['d'] })).toThrow('one backend id per destination');
   });
 });
 

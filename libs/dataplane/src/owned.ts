@@ -10,9 +10,14 @@ import type { Dest } from './frontends';
 
 /**
  * What one global service wrote, to retract when it is redone, packed in one
- * exact-size array: `[nFrontends, nSlots, nPolicy, ...frontend keys,
+ * exact-size array: `[nFrontends, nSlots, nPolicy, nDests, ...frontend keys,
  * ...mesh_services keys (one per frontend), ...mesh_slots keys,
- * ...mesh_policy keys, ...destination keys]`.
+ * ...mesh_policy keys, ...destination keys, ...their backend ids]`.
+ *
+ * The backend ids ride along because a destination the service held keeps its id (the
+ * service's reference keeps it from being collected): when the service is redone, its
+ * destinations' ids are read here instead of in the id map of every backend of the mesh,
+ * a lookup that misses the cache when 50 agents share a thread.
  */
 export type Owned = readonly (string | number)[];
 
@@ -22,19 +27,34 @@ export interface OwnedParts {
   slots: string[];
   policy: string[];
   dests: string[];
+  /** The backend id of each destination, in the same order. */
+  destIds: number[];
+}
+
+const HEADER = 4;
+
+export function emptyOwnedParts(): OwnedParts {
+  return { frontends: [], services: [], slots: [], policy: [], dests: [], destIds: [] };
 }
 
 export function packOwned(p: OwnedParts): Owned {
   if (p.services.length !== p.frontends.length) throw new RangeError('one mesh_services key per frontend');
-  const parts = [p.frontends, p.services, p.slots, p.policy, p.dests];
+  if (p.destIds.length !== p.dests.length) throw new RangeError('one backend id per destination');
+  const parts = [p.frontends, p.services, p.slots, p.policy, p.dests, p.destIds];
   // Exact size: a literal with spreads grows like push (up to +50% spare slots).
-  const out = new Array<string | number>(3 + parts.reduce((n, a) => n + a.length, 0));
+  const out = new Array<string | number>(HEADER + parts.reduce((n, a) => n + a.length, 0));
   out[0] = p.frontends.length;
   out[1] = p.slots.length;
   out[2] = p.policy.length;
-  let i = 3;
+  out[3] = p.dests.length;
+  let i = HEADER;
   for (const part of parts) for (const x of part) out[i++] = x;
   return out;
+}
+
+/** Where the keys end (the destinations' ids follow). */
+function keysEnd(o: Owned): number {
+  return o.length - (o[3] as number);
 }
 
 /**
@@ -45,11 +65,12 @@ export function packOwned(p: OwnedParts): Owned {
  */
 export function reuseKeys(parts: OwnedParts, old: Owned | undefined): OwnedParts {
   if (!old) return parts;
+  const end = keysEnd(old);
   // A service's few frontends, slots and destinations: a scan beats building an index, up to a point.
   let index: Map<string, string> | undefined;
-  if (old.length > 3 + 32) {
+  if (end > HEADER + 32) {
     index = new Map();
-    for (let j = 3; j < old.length; j++) index.set(old[j] as string, old[j] as string);
+    for (let j = HEADER; j < end; j++) index.set(old[j] as string, old[j] as string);
   }
   for (const part of [parts.frontends, parts.services, parts.slots, parts.policy, parts.dests])
     for (let i = 0; i < part.length; i++) {
@@ -58,7 +79,7 @@ export function reuseKeys(parts: OwnedParts, old: Owned | undefined): OwnedParts
         part[i] = index.get(key) ?? key;
         continue;
       }
-      for (let j = 3; j < old.length; j++)
+      for (let j = HEADER; j < end; j++)
         if (old[j] === key) {
           part[i] = old[j] as string;
           break;
@@ -68,10 +89,10 @@ export function reuseKeys(parts: OwnedParts, old: Owned | undefined): OwnedParts
 }
 
 export function unpackOwned(o: Owned): OwnedParts {
-  const [nFrontends, nSlots, nPolicy] = o as [number, number, number];
-  let at = 3;
-  const take = (n: number) => {
-    const part = o.slice(at, at + n) as string[];
+  const [nFrontends, nSlots, nPolicy, nDests] = o as [number, number, number, number];
+  let at = HEADER;
+  const take = <T>(n: number) => {
+    const part = o.slice(at, at + n) as T[];
     at += n;
     return part;
   };
@@ -80,20 +101,30 @@ export function unpackOwned(o: Owned): OwnedParts {
     services: take(nFrontends),
     slots: take(nSlots),
     policy: take(nPolicy),
-    dests: take(o.length - at),
+    dests: take(nDests),
+    destIds: take(nDests),
   };
 }
 
-export type OwnedPart = keyof OwnedParts;
+/** The backend id `o` recorded for destination `key`, if the service held it. */
+export function heldDestId(o: Owned, key: string): number | undefined {
+  const end = keysEnd(o);
+  const n = o[3] as number;
+  for (let j = end - n; j < end; j++) if (o[j] === key) return o[j + n] as number;
+  return undefined;
+}
+
+export type OwnedPart = Exclude<keyof OwnedParts, 'destIds'>;
 
 /** Each key of `o` with the part it belongs to, in packing order (unpackOwned without the arrays). */
 export function forEachOwned(o: Owned, visit: (part: OwnedPart, key: string) => void): void {
   const [nFrontends, nSlots, nPolicy] = o as [number, number, number];
-  const frontendsEnd = 3 + nFrontends;
+  const frontendsEnd = HEADER + nFrontends;
   const servicesEnd = frontendsEnd + nFrontends;
   const slotsEnd = servicesEnd + nSlots;
   const policyEnd = slotsEnd + nPolicy;
-  for (let i = 3; i < o.length; i++) {
+  const end = keysEnd(o);
+  for (let i = HEADER; i < end; i++) {
     const part =
       i < frontendsEnd
         ? 'frontends'
