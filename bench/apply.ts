@@ -8,6 +8,12 @@
  *   lone:   one agent in this heap (what a node's own agent process holds)
  *   shared: `agents` agents in one heap, each with its own state, compiler, reconciler and maps,
  *           taking turns on each change (what a propagation worker thread holds)
+ *   cold:   the same fleet, each agent's apply timed alone after `evict-mb` of other memory was
+ *           read (`cold-changes` changes): the caches and TLB as an agent finds them inside the
+ *           propagation run, where NATS, the other agents' messages, scavenges and the other
+ *           processes ran since its last apply, and an apply costs 2-3x what it costs here warm.
+ *           What a change saves in cache misses shows here, where a propagation run's noise
+ *           (+-15% between runs) hides it.
  *
  * The lone agent is measured before and after the shared fleet (which is dropped and collected
  * in between), and the two lone runs are averaged, so drift of the machine hits both sides.
@@ -25,7 +31,7 @@ import {
   refKey,
 } from '@meshplane/domain';
 import { closeDetails, parseArgs, percentile, round } from './lib';
-import { summarizeProfile, withCpuProfile } from './lib/cpu-profile';
+import { type CpuProfile, summarizeProfile, withCpuProfile } from './lib/cpu-profile';
 import { writeAndPrint } from './lib/report';
 import { machineInfo } from './lib/results';
 import { nowMs, progress } from './lib/timing';
@@ -47,9 +53,24 @@ const DEFAULTS = {
   /** Node names the workloads are spread over, as in the propagation benchmark. */
   nodes: 100,
   seed: 20_251_126,
-  /** Changes a lone agent then applies under the V8 profiler (0: none): `details.profile`. */
+  /**
+   * Changes then applied under the V8 profiler (0: none): `details.profile`. By a lone agent, or
+   * with `profile-cold`, by 10 agents with the caches flushed before each apply (the flush's own
+   * samples left out): where the time of a cold apply goes.
+   */
   profileChanges: 0,
+  profileCold: false,
+  /** The cold case: changes, and how much memory is read before each agent's apply. */
+  coldChanges: 40,
+  evictMb: 64,
 };
+
+/** Reads one byte per cache line of `buf` (returned so that the reads are not optimized away). */
+function evict(buf: Uint8Array): number {
+  let x = 0;
+  for (let i = 0; i < buf.length; i += 64) x ^= buf[i]!;
+  return x;
+}
 
 interface Agent {
   state: MeshState;
@@ -67,18 +88,29 @@ async function startAgent(node: string, base: MeshState): Promise<Agent> {
   return { state, compiler, reconciler };
 }
 
-/** One change applied by every agent in turn; returns the round's wall time in ms. */
-async function applyEverywhere(agents: Agent[], event: CommittedEvent): Promise<number> {
-  const t0 = performance.now();
+/**
+ * One change applied by every agent in turn; returns the round's wall time in ms. With `cold`,
+ * `cold` is read before each agent's apply and only the applies are timed.
+ */
+async function applyEverywhere(agents: Agent[], event: CommittedEvent, cold?: Uint8Array): Promise<number> {
+  let ms = 0;
+  let t0 = performance.now();
   const changed = [refKey(event)];
   for (const a of agents) {
+    if (cold) {
+      flushed.sum ^= evict(cold);
+      t0 = performance.now();
+    }
     evolveInPlace(a.state, event);
     const r = a.compiler.update(a.state, changed);
     const o = await a.reconciler.submit(r.desired, { touched: r.touched });
     if (!o.ok) throw new Error(`apply of revision ${event.revision} failed: ${o.error}`);
+    if (cold) ms += performance.now() - t0;
   }
-  return performance.now() - t0;
+  return cold ? ms : performance.now() - t0;
 }
+// Where evict()'s result goes, so that its reads cannot be optimized away.
+const flushed = { sum: 0 };
 
 interface CaseResult {
   agents: number;
@@ -107,6 +139,7 @@ export async function main(): Promise<void> {
   const changes = new WeightChanges(args.services, args.nodes, args.seed);
   const next = (): CommittedEvent => ({ ...changes.next(), revision: ++revision }) as CommittedEvent;
 
+  let cold: { p50_us: number; p99_us: number; changes: number; evict_mb: number } | undefined;
   const measure = async (n: number): Promise<CaseResult> => {
     const agents: Agent[] = [];
     for (let i = 0; i < n; i++) agents.push(await startAgent(`node-${i}`, base));
@@ -141,6 +174,22 @@ export async function main(): Promise<void> {
       `${n} agent(s): p50 ${result.p50_us} µs per agent and change, heap ${result.heap_mb_per_agent} MiB ` +
         `+ ${result.off_heap_mb_per_agent} MiB off-heap per agent`,
     );
+    if (n > 1 && args.coldChanges > 0) {
+      const buf = new Uint8Array(args.evictMb * 2 ** 20).fill(1);
+      const us: number[] = [];
+      for (let i = 0; i < args.coldChanges; i++)
+        us.push(((await applyEverywhere(agents, next(), buf)) * 1000) / n);
+      cold = {
+        p50_us: round(percentile(us, 50), 4),
+        p99_us: round(percentile(us, 99), 4),
+        changes: args.coldChanges,
+        evict_mb: args.evictMb,
+      };
+      progress(
+        t0,
+        `${n} agent(s), caches flushed before each apply: p50 ${cold.p50_us} µs per agent and change`,
+      );
+    }
     return result;
   };
 
@@ -151,12 +200,13 @@ export async function main(): Promise<void> {
   const lone50 = (loneBefore.p50_us + loneAfter.p50_us) / 2;
   const profile =
     args.profileChanges > 0
-      ? await profileLone(base, next, args.profileChanges, args.warmupApplies)
+      ? await profileApplies(base, next, args.profileChanges, args.warmupApplies, args.profileCold)
       : undefined;
   const metrics: Record<string, number> = {
     lone_p50_us: round(lone50, 4),
     shared_p50_us: shared.p50_us,
     shared_vs_lone_ratio: round(shared.p50_us / lone50, 3),
+    ...(cold ? { cold_p50_us: cold.p50_us, cold_vs_lone_ratio: round(cold.p50_us / lone50, 3) } : {}),
     lone_heap_mb: round((loneBefore.heap_mb_per_agent + loneAfter.heap_mb_per_agent) / 2, 3),
     shared_heap_mb_per_agent: shared.heap_mb_per_agent,
     shared_off_heap_mb_per_agent: shared.off_heap_mb_per_agent,
@@ -164,11 +214,16 @@ export async function main(): Promise<void> {
   const details: Record<string, unknown> = {
     method:
       'fold + incremental compile + plan + memory-backend writes + checkpoint per agent, one change at a time; lone measured before and after shared',
-    cases: { lone_before: loneBefore, shared, lone_after: loneAfter },
+    cases: { lone_before: loneBefore, shared, lone_after: loneAfter, ...(cold ? { cold } : {}) },
     ...(profile ? { profile } : {}),
   };
   closeDetails(metrics, details, (m) => [
     `one change costs a lone agent ${m.lone_p50_us} µs (p50) and each of ${args.agents} agents sharing a heap ${m.shared_p50_us} µs: sharing costs x${m.shared_vs_lone_ratio}.`,
+    ...(m.cold_p50_us !== undefined
+      ? [
+          `with the caches flushed before each apply (${args.evictMb} MiB read), as in a propagation run: ${m.cold_p50_us} µs, x${m.cold_vs_lone_ratio} the lone agent's.`,
+        ]
+      : []),
     `heap per agent: ${m.lone_heap_mb} MiB alone (its share of the process's fixed heap included), ${m.shared_heap_mb_per_agent} MiB shared, ` +
       `plus ${m.shared_off_heap_mb_per_agent} MiB of map tables outside the heap.`,
   ]);
@@ -187,16 +242,25 @@ export async function main(): Promise<void> {
 }
 
 /**
- * A lone agent's changes under the profiler, after the same warm-up as a measured case: where an
- * apply spends its time, by function and by TypeScript line, in µs per change.
+ * A lone agent's changes under the profiler (or 10 cold agents'), after the same warm-up as a
+ * measured case: where an apply spends its time, by function and by TypeScript line, in µs per
+ * agent and change.
  */
-async function profileLone(base: MeshState, next: () => CommittedEvent, changes: number, warmup: number) {
-  const agent = await startAgent('node-profiled', base);
-  for (let i = 0; i < warmup; i++) await applyEverywhere([agent], next());
+async function profileApplies(
+  base: MeshState,
+  next: () => CommittedEvent,
+  changes: number,
+  warmup: number,
+  cold: boolean,
+) {
+  const agents: Agent[] = [];
+  for (let i = 0; i < (cold ? 10 : 1); i++) agents.push(await startAgent(`node-profiled-${i}`, base));
+  for (let i = 0; i < Math.ceil(warmup / agents.length); i++) await applyEverywhere(agents, next());
+  const buf = cold ? new Uint8Array(64 * 2 ** 20).fill(1) : undefined;
   settleHeap();
   const { profile } = await withCpuProfile(
     async () => {
-      for (let i = 0; i < changes; i++) await applyEverywhere([agent], next());
+      for (let i = 0; i < changes; i++) await applyEverywhere(agents, next(), buf);
     },
     {
       samplingIntervalUs: 50,
@@ -205,26 +269,52 @@ async function profileLone(base: MeshState, next: () => CommittedEvent, changes:
         : {}),
     },
   );
+  if (cold) dropFunction(profile, 'evict');
+  const applies = changes * agents.length;
   const s = summarizeProfile(profile, { top: 15 });
   const perChange = (r: Record<string, number>, n: number) =>
     Object.fromEntries(
       Object.entries(r)
         .slice(0, n)
-        .map(([k, ms]) => [k, round((ms * 1000) / changes, 3)]),
+        .map(([k, ms]) => [k, round((ms * 1000) / applies, 3)]),
     );
   const out = {
     changes,
-    busy_us_per_change: round((s.busyMs * 1000) / changes, 3),
+    agents: agents.length,
+    cold,
+    busy_us_per_change: round((s.busyMs * 1000) / applies, 3),
     self_us_by_group: perChange(s.selfByGroup, 8),
     top_self_us: perChange(s.topSelf, 15),
     hot_lines_us: perChange(s.hotLines, 25),
   };
   console.log(
-    `profile of ${changes} lone changes: ${out.busy_us_per_change} µs busy per change; hottest lines (µs):`,
+    `profile of ${changes} changes (${cold ? `${agents.length} agents, caches flushed before each apply` : 'a lone agent'}): ` +
+      `${out.busy_us_per_change} µs busy per agent and change; hottest lines (µs):`,
   );
   for (const [line, us] of Object.entries(out.hot_lines_us).slice(0, 12))
     console.log(`  ${String(us).padStart(7)}  ${line}`);
   return out;
+}
+
+/** Leaves the samples of function `name` out of `profile`, as if the profiler had been off. */
+function dropFunction(profile: CpuProfile, name: string): void {
+  const ids = new Set(profile.nodes.filter((n) => n.callFrame.functionName === name).map((n) => n.id));
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  // A sample's time is the gap after it (summarizeProfile reads deltas[i + 1] for sample i): a
+  // kept sample keeps its own gap, a dropped one's goes with it.
+  const keptSamples: number[] = [];
+  const keptDeltas: number[] = [];
+  let gapAfterLast = deltas[0] ?? 0;
+  for (let i = 0; i < samples.length; i++) {
+    if (ids.has(samples[i]!)) continue;
+    keptSamples.push(samples[i]!);
+    keptDeltas.push(gapAfterLast);
+    gapAfterLast = deltas[i + 1] ?? 0;
+  }
+  keptDeltas.push(gapAfterLast);
+  profile.samples = keptSamples;
+  profile.timeDeltas = keptDeltas;
 }
 
 if (require.main === module) {
