@@ -151,6 +151,20 @@ describe('MemoryMapBackend (machines without BPF, many-node simulations)', () =>
       done: 1,
       message: expect.stringContaining('not a byte string'),
     });
+    // In a value too, and nothing of that entry is written; in a delete batch's key.
+    await expect(async () =>
+      b.updateStrings('mesh_backends', [s(bk(1)), s(bk(2))], [s(bv(92)), `\u0104${s(bv(93)).slice(1)}`]),
+    ).rejects.toMatchObject({ code: 'EINVAL', done: 1, message: expect.stringContaining('entry 1') });
+    expect(await b.lookup('mesh_backends', bk(1))).toEqual(bv(92));
+    expect(await b.lookup('mesh_backends', bk(2))).toEqual(bv(81));
+    await expect(async () =>
+      b.deleteStrings('mesh_backends', [s(bk(2)), '\u0104\0\0\0']),
+    ).rejects.toMatchObject({
+      code: 'EINVAL',
+      done: 1,
+    });
+    expect(await b.lookup('mesh_backends', bk(2))).toBeUndefined();
+    b.updateStrings('mesh_backends', [s(bk(2))], [s(bv(81))]);
     await expect(async () => b.updateStrings('mesh_backends', [s(bk(4))], [s(bv(84))])).rejects.toMatchObject(
       {
         code: 'E2BIG',
