@@ -13,7 +13,8 @@
  *           propagation run, where NATS, the other agents' messages, scavenges and the other
  *           processes ran since its last apply, and an apply costs 2-3x what it costs here warm.
  *           What a change saves in cache misses shows here, where a propagation run's noise
- *           (+-15% between runs) hides it.
+ *           (+-15% between runs) hides it. An upper bound: the flush also evicts the code and
+ *           V8's shared structures, which the 50 agents of a thread keep warm for each other.
  *
  * The lone agent is measured before and after the shared fleet (which is dropped and collected
  * in between), and the two lone runs are averaged, so drift of the machine hits both sides.
