@@ -30,7 +30,8 @@ export const DEFAULTS = {
    * agents one heap with a high limit, so the garbage of 50 bootstraps sits in old space (0.5 to
    * 1.3 GB per worker, measured), and a scavenge's pause grows with the whole heap (~2.5 ms per GB here, and
    * ~2.5 ms per MB that survives): a cost a real agent, with 1/50 of that heap, does not pay.
-   * Reported as `worker_heap_settled_mb`.
+   * Reported as `worker_heap_settled_mb`. The relay thread and the main thread are collected in
+   * the same pass (`relay_heap_settled_mb`, `main_heap_settled_mb`).
    */
   settleHeap: true,
   /** Pause between one change being applied everywhere and the next commit. */

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { ProfileSummary } from '../lib/cpu-profile';
 import { WorkerRpc } from '../lib/worker-rpc';
 import type { AgentWorkerData, AgentWorkerReply, AgentWorkerRequest, StatsReply } from './agent-worker';
+import { roundedHeap } from './gc';
 
 /** One worker thread of agents: requests and replies (WorkerRpc), events to the fleet. */
 class AgentWorker extends WorkerRpc<AgentWorkerRequest, AgentWorkerReply> {
@@ -180,7 +181,7 @@ export class Fleet {
   async settle(): Promise<Array<{ before: number; after: number }>> {
     const replies = await Promise.all(this.workers.map((w) => w.call({ type: 'settle' })));
     return replies.flatMap((r) =>
-      r.type === 'settled' ? [{ before: Math.round(r.heapBeforeMb), after: Math.round(r.heapAfterMb) }] : [],
+      r.type === 'settled' ? [roundedHeap({ before: r.heapBeforeMb, after: r.heapAfterMb })] : [],
     );
   }
 

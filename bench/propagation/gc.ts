@@ -98,3 +98,8 @@ export function settleHeap(): { before: number; after: number } {
   gcFn();
   return { before: before / 2 ** 20, after: process.memoryUsage().heapUsed / 2 ** 20 };
 }
+
+/** A heap's size before and after settleHeap(), in whole MiB (for reports). */
+export function roundedHeap(h: { before: number; after: number }): { before: number; after: number } {
+  return { before: Math.round(h.before), after: Math.round(h.after) };
+}

@@ -38,6 +38,13 @@ export class RelayThread {
     return r.stats;
   }
 
+  /** A full collection of the relay thread's heap (see args.settleHeap); its heap before and after, MiB. */
+  async settle(): Promise<{ before: number; after: number }> {
+    const r = await this.rpc.call({ type: 'settle' });
+    if (r.type !== 'settled') throw new Error(`relay thread: unexpected reply ${r.type}`);
+    return { before: r.before, after: r.after };
+  }
+
   /** The relay's metrics and what it logged. */
   async report(): Promise<Omit<Report, 'id' | 'type'>> {
     const r = (await this.rpc.call({ type: 'report' })) as Report;

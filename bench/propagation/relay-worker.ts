@@ -5,10 +5,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { type RelayConfig, type RelayHandle, startRelay } from '../../services/relay/src';
-import { type GcStats, GcWatch } from './gc';
+import { type GcStats, GcWatch, settleHeap } from './gc';
 import { LogCounter } from './support';
 
-export type RelayWorkerRequest = { id: number; type: 'status' | 'report' | 'gc' | 'stop' };
+export type RelayWorkerRequest = { id: number; type: 'status' | 'report' | 'gc' | 'settle' | 'stop' };
 export type RelayWorkerReply =
   | { id: number; type: 'status'; lastPublishedRevision: number }
   | {
@@ -18,6 +18,7 @@ export type RelayWorkerReply =
       log: { lines: number; warnings: number; errors: number; first: string[] };
     }
   | { id: number; type: 'gc'; stats: GcStats }
+  | { id: number; type: 'settled'; before: number; after: number }
   | { id: number; type: 'stopped' }
   | { id: number; type: 'error'; message: string };
 
@@ -34,6 +35,7 @@ port.on('message', (msg: RelayWorkerRequest) => {
     if (msg.type === 'status')
       return { id: msg.id, type: 'status', lastPublishedRevision: relay.metrics.lastPublishedRevision };
     if (msg.type === 'gc') return { id: msg.id, type: 'gc', stats: gc.take() };
+    if (msg.type === 'settle') return { id: msg.id, type: 'settled', ...settleHeap() };
     if (msg.type === 'report') {
       const { lines, warnings, errors, first } = log;
       return {

@@ -105,7 +105,10 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
           ? ` (${settled.map((x) => `${x.before} -> ${x.after}`).join(' / ')} MiB in the full GC after the fleet started)`
           : '') +
         ` (the simulation puts ${Math.ceil(head.agents / w.length)} agents' state in one heap; a real agent's heap is ~1/${Math.ceil(head.agents / w.length)} of that); ` +
-        `main thread (commits, bookkeeping) ${head.gc.main.count} GCs (max ${head.gc.main.maxMs} ms), relay thread ${head.gc.relay.count} (max ${head.gc.relay.maxMs} ms).`,
+        `main thread (commits, bookkeeping) ${head.gc.main.count} GCs (max ${head.gc.main.maxMs} ms), relay thread ${head.gc.relay.count} (max ${head.gc.relay.maxMs} ms)` +
+        (head.relay_heap_settled_mb && head.main_heap_settled_mb
+          ? `; their heaps in the same full GC: relay ${head.relay_heap_settled_mb.before} -> ${head.relay_heap_settled_mb.after} MiB, main ${head.main_heap_settled_mb.before} -> ${head.main_heap_settled_mb.after} MiB.`
+          : '.'),
     );
   }
   const slow = head?.stats.slowest_changes;

@@ -30,7 +30,7 @@ import {
 import { ACTOR, type Args, NATS_URL, REASON } from './args';
 import { Fleet } from './fleet';
 import { type FloorResult, FloorSession } from './floor';
-import { type GcStats, GcWatch } from './gc';
+import { type GcStats, GcWatch, roundedHeap, settleHeap } from './gc';
 import { seedChangeSets, WeightChanges, WORKLOADS_PER_SERVICE } from './mesh';
 import { RelayThread } from './relay-thread';
 import {
@@ -269,6 +269,12 @@ export async function runSize(
         `[${cluster}] ${n} agents at head ${head} (${startMs.length} started in ${formatMs(nowMs() - tg)}, ${args.workers} workers)`,
       );
       const settled = args.settleHeap ? await fleet.settle() : undefined;
+      // The relay's and this thread's too: the seed's change sets (250 services each) left their
+      // garbage in old space there as well, and a major GC of it during the measured changes
+      // (relay: up to 26 ms) took a core from the agents.
+      const settledOthers = args.settleHeap
+        ? { relay: roundedHeap(await relay!.settle()), main: roundedHeap(settleHeap()) }
+        : undefined;
       // V8 sweeps and unmaps what the settle freed (0.5-1.3 GB per worker) on background threads;
       // in the apply benchmark that doubled the time of what ran beside it.
       if (settled) await sleep(1000);
@@ -336,6 +342,9 @@ export async function runSize(
         worker_elu: st.map((w) => round(w.elu, 3)),
         worker_heap_mb: st.map((w) => Math.round(w.heapUsedMb)),
         ...(settled ? { worker_heap_settled_mb: settled } : {}),
+        ...(settledOthers
+          ? { relay_heap_settled_mb: settledOthers.relay, main_heap_settled_mb: settledOthers.main }
+          : {}),
         rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
         gc: {
           main: withoutPauses(mainGcStats),

@@ -161,6 +161,9 @@ export interface Combination {
   worker_heap_mb: number[];
   /** Each worker's heap before and after the full GC that followed the fleet's start (settleHeap). */
   worker_heap_settled_mb?: Array<{ before: number; after: number }>;
+  /** The relay thread's and the main thread's, in the same pass. */
+  relay_heap_settled_mb?: { before: number; after: number };
+  main_heap_settled_mb?: { before: number; after: number };
   rss_mb: number;
   /** Garbage collection during the measured changes: the main thread and each worker thread. */
   gc: { main: Omit<GcStats, 'pauses'>; relay: Omit<GcStats, 'pauses'>; workers: Omit<GcStats, 'pauses'>[] };
