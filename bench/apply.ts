@@ -11,7 +11,7 @@
  *   cold:   the same fleet, each agent's apply timed alone after `evict-mb` of other memory was
  *           read (`cold-changes` changes): the caches and TLB as an agent finds them inside the
  *           propagation run, where NATS, the other agents' messages, scavenges and the other
- *           processes ran since its last apply, and an apply costs 2-3x what it costs here warm.
+ *           processes ran since its last apply, and an apply costs 3-4x what it costs here warm.
  *           What a change saves in cache misses shows here, where a propagation run's noise
  *           (+-15% between runs) hides it. An upper bound: the flush also evicts the code and
  *           V8's shared structures, which the 50 agents of a thread keep warm for each other.
@@ -65,6 +65,11 @@ const DEFAULTS = {
   coldChanges: 40,
   evictMb: 64,
 };
+
+/** Memory to read before a cold apply: `mb` MiB, touched once so that its pages exist. */
+function evictionBuffer(mb: number): Uint8Array {
+  return new Uint8Array(mb * 2 ** 20).fill(1);
+}
 
 /** Reads one byte per cache line of `buf` (returned so that the reads are not optimized away). */
 function evict(buf: Uint8Array): number {
@@ -176,7 +181,7 @@ export async function main(): Promise<void> {
         `+ ${result.off_heap_mb_per_agent} MiB off-heap per agent`,
     );
     if (n > 1 && args.coldChanges > 0) {
-      const buf = new Uint8Array(args.evictMb * 2 ** 20).fill(1);
+      const buf = evictionBuffer(args.evictMb);
       const us: number[] = [];
       for (let i = 0; i < args.coldChanges; i++)
         us.push(((await applyEverywhere(agents, next(), buf)) * 1000) / n);
@@ -201,7 +206,14 @@ export async function main(): Promise<void> {
   const lone50 = (loneBefore.p50_us + loneAfter.p50_us) / 2;
   const profile =
     args.profileChanges > 0
-      ? await profileApplies(base, next, args.profileChanges, args.warmupApplies, args.profileCold)
+      ? await profileApplies(
+          base,
+          next,
+          args.profileChanges,
+          args.warmupApplies,
+          args.profileCold,
+          args.evictMb,
+        )
       : undefined;
   const metrics: Record<string, number> = {
     lone_p50_us: round(lone50, 4),
@@ -253,11 +265,12 @@ async function profileApplies(
   changes: number,
   warmup: number,
   cold: boolean,
+  evictMb: number,
 ) {
   const agents: Agent[] = [];
   for (let i = 0; i < (cold ? 10 : 1); i++) agents.push(await startAgent(`node-profiled-${i}`, base));
   for (let i = 0; i < Math.ceil(warmup / agents.length); i++) await applyEverywhere(agents, next());
-  const buf = cold ? new Uint8Array(64 * 2 ** 20).fill(1) : undefined;
+  const buf = cold ? evictionBuffer(evictMb) : undefined;
   settleHeap();
   const { profile } = await withCpuProfile(
     async () => {
