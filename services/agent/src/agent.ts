@@ -18,6 +18,7 @@ import { logConsumerEvents } from './consumer-events';
 import { type Dataplane, type DataplaneStatus, fromBpfBackend, openDataplane } from './dataplane';
 import { consoleLogger, type Logger } from './logger';
 import { AgentObserver } from './metrics';
+import { NextTurn } from './next-turn';
 import { resumeAfter } from './resume';
 import { httpSnapshotSource, type SnapshotSource } from './snapshot';
 import { DEFAULT_STATUS_INTERVAL_MS, StatusReporter } from './status';
@@ -120,6 +121,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const observer = deps.observer ?? new AgentObserver(config.node, config.cluster);
   let stopped = false;
   let wake: (() => void) | undefined;
+  // A revision wakes the apply loop after this turn's I/O (next-turn.ts); stop() and a cgroup scan at once.
+  const arrived = new NextTurn(() => wake?.());
   let stopConsumer: (() => void) | undefined;
   let lastRepairAt: string | null = null;
   let appliesSinceStart = 0;
@@ -230,7 +233,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
         for await (const m of messages) {
           observer.received(m.seq);
           applier.enqueue(m.seq, m.data, m.info.pending, () => m.headers, Date.now());
-          wake?.();
+          arrived.request();
         }
       } catch (err) {
         pumpError = err ?? new Error('revision consumer failed');
@@ -363,6 +366,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       clearInterval(heartbeat);
       clearInterval(scanTimer);
       stopConsumer?.();
+      arrived.cancel();
       wake?.();
       reconciler.stop();
       await loop;
