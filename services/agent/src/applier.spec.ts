@@ -1,8 +1,8 @@
 import { type ApplyOutcome, MemoryMapBackend, Reconciler } from '@meshplane/dataplane';
 import { type Change, type CommittedEvent, emptyState, evolveInPlace, refKey } from '@meshplane/domain';
-import { encodeRevision } from '@meshplane/messaging';
+import { encodeRevision, RevisionCodecError } from '@meshplane/messaging';
 import { service, workload } from '../../../libs/dataplane/src/test-fixtures';
-import { RevisionApplier } from './applier';
+import { Restart, RevisionApplier } from './applier';
 import { silentLogger } from './logger';
 import { AgentObserver } from './metrics';
 import { StatusReporter } from './status';
@@ -76,8 +76,12 @@ async function setup() {
   /** Delivers revision `seq` as the stream's message, with `behind` more in the stream after it. */
   const deliver = (seq: number, behind: number) =>
     applier.enqueue(seq, revs[seq - 1]!, behind, () => undefined, 0);
-  return { applier, reconciler, applied, deliver };
+  /** Delivers `bytes` as the stream's message `seq`. */
+  const deliverBytes = (seq: number, bytes: Uint8Array) => applier.enqueue(seq, bytes, 0, () => undefined, 0);
+  return { applier, reconciler, applied, deliver, deliverBytes, revs };
 }
+
+const garbage = new TextEncoder().encode('{"v":1,"revision":');
 
 describe('RevisionApplier', () => {
   it('applies each revision on its own when it is not behind', async () => {
@@ -147,5 +151,39 @@ describe('RevisionApplier', () => {
     deliver(1, 0);
     await applier.applyPending();
     expect(applied).toEqual([1]);
+  });
+
+  it('a message that cannot be decoded fails the apply at its turn; the revisions before it are folded', async () => {
+    const { applier, applied, deliver, deliverBytes } = await setup();
+    deliver(1, 0);
+    deliverBytes(2, garbage);
+    await expect(applier.applyPending()).rejects.toThrow(RevisionCodecError);
+    expect(applier.state.revision).toBe(1);
+    expect(applied).toEqual([]);
+  });
+
+  it('a gap is a restart whatever the message holds', async () => {
+    const { applier, deliver, deliverBytes } = await setup();
+    deliver(1, 0);
+    await applier.applyPending();
+    deliverBytes(3, garbage);
+    await expect(applier.applyPending()).rejects.toThrow(Restart);
+    expect(applier.state.revision).toBe(1);
+  });
+
+  it('a redelivered revision is skipped unread, even one that would not decode', async () => {
+    const { applier, applied, deliver, deliverBytes } = await setup();
+    deliver(1, 0);
+    await applier.applyPending();
+    deliverBytes(1, garbage);
+    deliver(2, 0);
+    await applier.applyPending();
+    expect(applied).toEqual([1, 2]);
+  });
+
+  it('a message whose revision is not its stream sequence is a restart', async () => {
+    const { applier, deliverBytes, revs } = await setup();
+    deliverBytes(1, revs[1]!); // revision 2's body at sequence 1
+    await expect(applier.applyPending()).rejects.toThrow(/stream sequence 1 carries revision 2/);
   });
 });

@@ -6,6 +6,7 @@ import {
   type Reconciler,
 } from '@meshplane/dataplane';
 import { emptyState, evolveInPlace, type MeshState, refKey } from '@meshplane/domain';
+import type { ChangeSet } from '@meshplane/event-store';
 import { decodeRevision } from '@meshplane/messaging';
 import type { MsgHdrs } from '@nats-io/transport-node';
 import type { Logger } from './logger';
@@ -29,7 +30,8 @@ export class Restart extends Error {}
 
 interface Pending {
   seq: number;
-  data: Uint8Array;
+  /** The message decoded on arrival, or why it could not be (thrown when it is folded). */
+  revision: ChangeSet | Error;
   /** Messages the stream held after this one when it was delivered (JetStream's num_pending). */
   behind: number;
   /** Read only if the apply is traced (see AgentObserver). */
@@ -101,7 +103,15 @@ export class RevisionApplier {
     headers: () => MsgHdrs | undefined,
     receivedAt: number,
   ): void {
-    this.queue.push({ seq, data, behind, headers, receivedAt });
+    // Decoded now, in the turn that reads the messages, not in the apply: a process hosting many
+    // agents then runs every decode back to back (see next-turn.ts), and the bytes are let go.
+    let revision: ChangeSet | Error;
+    try {
+      revision = decodeRevision(data);
+    } catch (err) {
+      revision = err as Error;
+    }
+    this.queue.push({ seq, revision, behind, headers, receivedAt });
   }
 
   /**
@@ -150,7 +160,7 @@ export class RevisionApplier {
         const batch = this.queue;
         this.queue = [];
         for (const m of batch) {
-          if (!this.fold(m.seq, m.data, m.headers)) continue;
+          if (!this.fold(m.seq, m.revision, m.headers)) continue;
           if (m.behind > 0 && this.catchUpTo < m.seq) this.catchUpTo = m.seq + m.behind;
           this.received = { revision: m.seq, at: m.receivedAt, alone: this.foldedSinceSubmit === 1 };
         }
@@ -198,12 +208,12 @@ export class RevisionApplier {
   }
 
   /** Folds one revision into the state; false if it was folded before. */
-  private fold(seq: number, data: Uint8Array, headers: () => MsgHdrs | undefined): boolean {
+  private fold(seq: number, cs: ChangeSet | Error, headers: () => MsgHdrs | undefined): boolean {
     const state = this.state;
     if (seq <= state.revision) return false; // already folded (redelivery after a consumer reset)
     if (seq !== state.revision + 1)
       throw new Restart(`revision ${state.revision + 1} is missing (got ${seq})`);
-    const cs = decodeRevision(data);
+    if (cs instanceof Error) throw cs;
     if (cs.revision !== seq) throw new Restart(`stream sequence ${seq} carries revision ${cs.revision}`);
     for (const e of cs.events) {
       evolveInPlace(state, e);
