@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -22,6 +22,53 @@ export interface MachineInfo {
   pgServerVersion: string;
   /** 1, 5 and 15 minute load averages when the run started: other work on the machine skews results. */
   loadAverageAtStart: number[];
+  /**
+   * CPU 0's caches, e.g. `L1d 32K, L1i 64K, L2 512K, L3 8192K/2` (/2: shared by two CPUs). Two
+   * hosts that both said "AMD EPYC" x2 ran the propagation benchmark's agents at 0.2 and 0.3 ms
+   * each: its agents share threads and run from cold caches, so the caches are part of the machine.
+   */
+  caches: string;
+}
+
+export interface CacheLevel {
+  level: string;
+  type: string;
+  size: string;
+  /** CPUs sharing it, as sysfs lists them (`0-1`, `0,2`). */
+  sharedCpus: string;
+}
+
+/** `L1d 32K, L1i 64K, L2 512K, L3 8192K/2` from sysfs's cache entries; 'unknown' without any. */
+export function describeCaches(levels: readonly CacheLevel[]): string {
+  const count = (list: string) =>
+    list.split(',').reduce((n, part) => {
+      const [a, b] = part.split('-').map(Number);
+      return n + (b === undefined ? 1 : b - a! + 1);
+    }, 0);
+  const names = levels.map((c) => {
+    const kind = c.type === 'Data' ? 'd' : c.type === 'Instruction' ? 'i' : '';
+    const shared = count(c.sharedCpus);
+    return `L${c.level}${kind} ${c.size}${shared > 1 ? `/${shared}` : ''}`;
+  });
+  return names.length > 0 ? names.join(', ') : 'unknown';
+}
+
+function readCaches(dir = '/sys/devices/system/cpu/cpu0/cache'): string {
+  try {
+    const read = (entry: string, file: string) => readFileSync(path.join(dir, entry, file), 'utf8').trim();
+    const levels = readdirSync(dir)
+      .filter((e) => /^index\d+$/.test(e))
+      .sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)))
+      .map((e) => ({
+        level: read(e, 'level'),
+        type: read(e, 'type'),
+        size: read(e, 'size'),
+        sharedCpus: read(e, 'shared_cpu_list'),
+      }));
+    return describeCaches(levels);
+  } catch {
+    return 'unknown';
+  }
 }
 
 export interface BenchReport {
@@ -48,6 +95,7 @@ export function machineInfo(pgServerVersion: string): MachineInfo {
     nodeVersion: process.version,
     pgServerVersion,
     loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    caches: readCaches(),
   };
 }
 
@@ -127,7 +175,7 @@ export function formatTable(metrics: Record<string, number>, targets: Record<str
 
 export function printMachine(m: MachineInfo): string {
   return (
-    `${m.cpuModel} x${m.cores}, ${m.memoryGiB} GiB, node ${m.nodeVersion}, PostgreSQL ${m.pgServerVersion}, ` +
+    `${m.cpuModel} x${m.cores} (${m.caches}), ${m.memoryGiB} GiB, node ${m.nodeVersion}, PostgreSQL ${m.pgServerVersion}, ` +
     `load ${m.loadAverageAtStart.join(' ')}`
   );
 }
