@@ -56,8 +56,15 @@ export class ExportPublisher {
     this.synced = false;
   }
 
-  /** Publishes the views of revisions up to `upTo` (default: the log's head). */
-  async catchUp(stopped: () => boolean = () => false, upTo?: number): Promise<void> {
+  /**
+   * Publishes the views of revisions up to `upTo` (default: the log's head). `published`: change
+   * sets at hand (those the relay just published, in order), folded without reading the log.
+   */
+  async catchUp(
+    stopped: () => boolean = () => false,
+    upTo?: number,
+    published: readonly ChangeSet[] = [],
+  ): Promise<void> {
     if (!this.synced) await this.sync();
     const head = upTo ?? (await this.opts.store.head()).revision;
     if (head <= this.state.revision) return;
@@ -66,7 +73,7 @@ export class ExportPublisher {
       await this.publishIfChanged(head, undefined);
       return;
     }
-    for await (const cs of this.opts.store.readRevisions(this.state.revision + 1, { to: head })) {
+    for await (const cs of revisionsFrom(this.state.revision + 1, head, published, this.opts.store)) {
       if (stopped()) return;
       let changed = false;
       for (const e of cs.events) changed = this.watch.evolve(this.state, e) || changed;
@@ -131,4 +138,24 @@ export class ExportPublisher {
     }
     return state;
   }
+}
+
+/**
+ * Revisions `from`..`to` in order: those `atHand` holds, contiguous from `from`, then the rest
+ * from the log (everything from the log when `atHand` does not start at `from`).
+ */
+export async function* revisionsFrom(
+  from: number,
+  to: number,
+  atHand: readonly ChangeSet[],
+  log: Pick<LogReader, 'readRevisions'>,
+): AsyncGenerator<ChangeSet> {
+  let next = from;
+  for (const cs of atHand) {
+    if (cs.revision < next) continue;
+    if (cs.revision !== next || next > to) break;
+    yield cs;
+    next++;
+  }
+  if (next <= to) yield* log.readRevisions(next, { to });
 }

@@ -60,8 +60,13 @@ export interface PublisherOptions {
  * sequence is the last published revision, re-read whenever this process cannot be sure of it
  * (new leadership, an error, or 10071 because someone else published meanwhile).
  */
+/** Change sets kept for takePublished(): the exporter's next step, not a backlog's replay. */
+const KEEP_PUBLISHED = 256;
+
 export class RevisionPublisher {
   private checkpoint: number | undefined;
+  /** Revisions acked since the last takePublished(), oldest first (at most KEEP_PUBLISHED). */
+  private published: ChangeSet[] = [];
   private readonly onReconnect = new Set<(err: Error) => void>();
 
   constructor(private readonly o: PublisherOptions) {}
@@ -74,6 +79,18 @@ export class RevisionPublisher {
   /** Forget the checkpoint; the next catch-up re-reads it from the stream. */
   invalidate(): void {
     this.checkpoint = undefined;
+    this.published = [];
+  }
+
+  /**
+   * The change sets published since the last call, in order: the exporter folds these instead of
+   * reading them from the log again (one query per revision fewer). After a large catch-up only
+   * the newest are kept; the exporter reads what precedes them.
+   */
+  takePublished(): ChangeSet[] {
+    const out = this.published;
+    this.published = [];
+    return out;
   }
 
   /** Reads the stream's last sequence and checks that its tail is the log's revision. */
@@ -141,7 +158,7 @@ export class RevisionPublisher {
 
     const started = Date.now();
     const inflight: Array<{
-      revision: number;
+      cs: ChangeSet;
       ack: Promise<PubAck>;
       committedAt: Date;
       trace: PublishTrace;
@@ -156,11 +173,14 @@ export class RevisionPublisher {
     reconnected.catch(() => undefined);
     this.onReconnect.add(failOnReconnect);
     const settleOldest = async () => {
-      const { revision, ack, committedAt, trace } = inflight.shift()!;
+      const { cs, ack, committedAt, trace } = inflight.shift()!;
+      const revision = cs.revision;
       try {
         const a = await Promise.race([ack, reconnected]);
         trace.acked(a.duplicate);
         this.checkpoint = revision;
+        if (this.published.length >= KEEP_PUBLISHED) this.published.shift();
+        this.published.push(cs);
         metrics.published(revision, a.duplicate, committedAt);
         done++;
         if (a.duplicate) log.info('revision was already in the stream', { revision });
@@ -183,7 +203,7 @@ export class RevisionPublisher {
           throw err instanceof RevisionTooLargeError ? new RelayBlockedError(err.message) : err;
         });
         ack.catch(() => undefined); // awaited in order below; never an unhandled rejection
-        inflight.push({ revision: cs.revision, ack, committedAt: cs.createdAt, trace });
+        inflight.push({ cs, ack, committedAt: cs.createdAt, trace });
         expected++;
         if (inflight.length >= publishWindow) await settleOldest();
       }

@@ -261,7 +261,11 @@ class Relay {
             provisioned = true;
           }
           await publisher.catchUp(() => leading.aborted, notified);
-          await exporter.catchUp(() => leading.aborted, this.metrics.lastPublishedRevision);
+          await exporter.catchUp(
+            () => leading.aborted,
+            this.metrics.lastPublishedRevision,
+            publisher.takePublished(),
+          );
           if (this.metrics.blockedReason) this.log.info('stream and log agree again; publishing resumed');
           this.metrics.setBlocked(null);
           failingSince = undefined;
