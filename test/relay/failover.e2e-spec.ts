@@ -62,6 +62,8 @@ describe('relay failover (child processes)', () => {
 
     await commit(store, 30, 'before');
     await waitForStream(nats.jsm, cluster, 30);
+    // The stream holds a revision before the relay's log line about it reaches this process.
+    await waitFor(() => a.published().length >= 30, { what: "relay-a's log of 30 publishes" });
     expect(a.published()).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
     expect(b.published()).toEqual([]);
 
@@ -92,6 +94,7 @@ describe('relay failover (child processes)', () => {
     await waitForStream(nats.jsm, cluster, head);
     const { msgs } = await expectStreamMatchesLog(nats.jsm, cluster, store);
     expect(msgs).toHaveLength(head);
+    await waitFor(() => b.published().at(-1) === head, { what: "relay-b's log of the head" });
     // The standby started from the stream's tail: it never republished what the leader stored.
     const byB = b.published();
     expect(byB.length).toBeGreaterThan(0);
@@ -119,6 +122,7 @@ describe('relay failover (child processes)', () => {
     await commit(store, 2, 'c');
     const head = (await store.head()).revision;
     await waitForStream(nats.jsm, cluster, head);
+    await waitFor(() => c.published().at(-1) === head, { what: "relay-c's log of the head" });
     expect(c.published()).toEqual([head - 1, head]);
     await c.stop();
     expect(c.child.exitCode).toBe(0);
