@@ -6,7 +6,7 @@
  * the I/O callbacks already due, so every revision read in that turn is folded into one apply
  * (under a burst, fewer applies), and a process hosting many agents (the propagation benchmark's
  * workers) runs all their receives, then all their applies, instead of alternating the two code
- * paths per agent: 15% less CPU per agent there, the cost of cold caches. Alone on a node it waits
+ * paths per agent: 11-15% less thread time per agent there (cold caches). Alone on a node it waits
  * one turn of an otherwise idle loop, microseconds.
  */
 export class NextTurn {
