@@ -55,17 +55,17 @@ export interface PublisherOptions {
   maxPayload?: () => number | undefined;
 }
 
+/** Change sets kept for takePublished(): the exporter's next step, not a backlog's replay. */
+const KEEP_PUBLISHED = 256;
+
 /**
  * Moves revisions from the log to the stream, in order. The stream is the checkpoint: its last
  * sequence is the last published revision, re-read whenever this process cannot be sure of it
  * (new leadership, an error, or 10071 because someone else published meanwhile).
  */
-/** Change sets kept for takePublished(): the exporter's next step, not a backlog's replay. */
-const KEEP_PUBLISHED = 256;
-
 export class RevisionPublisher {
   private checkpoint: number | undefined;
-  /** Revisions acked since the last takePublished(), oldest first (at most KEEP_PUBLISHED). */
+  /** Revisions acked since the last takePublished(), in order: the first KEEP_PUBLISHED of them. */
   private published: ChangeSet[] = [];
   private readonly onReconnect = new Set<(err: Error) => void>();
 
@@ -85,7 +85,7 @@ export class RevisionPublisher {
   /**
    * The change sets published since the last call, in order: the exporter folds these instead of
    * reading them from the log again (one query per revision fewer). After a large catch-up only
-   * the newest are kept; the exporter reads what precedes them.
+   * the first are kept (they follow what the exporter last folded); it reads the rest.
    */
   takePublished(): ChangeSet[] {
     const out = this.published;
@@ -179,8 +179,7 @@ export class RevisionPublisher {
         const a = await Promise.race([ack, reconnected]);
         trace.acked(a.duplicate);
         this.checkpoint = revision;
-        if (this.published.length >= KEEP_PUBLISHED) this.published.shift();
-        this.published.push(cs);
+        if (this.published.length < KEEP_PUBLISHED) this.published.push(cs);
         metrics.published(revision, a.duplicate, committedAt);
         done++;
         if (a.duplicate) log.info('revision was already in the stream', { revision });
