@@ -115,7 +115,7 @@ async function main(): Promise<void> {
         floor:
           'a plain JetStream publish (js.publish, msgID, the same headers and payload bytes as a measured revision ' +
           'message) to a stream configured like the revision stream, received by the same number of ' +
-          'readers (each its own NATS connection and push consumer, tailStream() like the agents) in the same worker threads, while the ' +
+          'readers (each its own NATS connection and push consumer, followStream() like the agents) in the same worker threads, while the ' +
           'agents run; one floor message after each measured change (after its gap), so the floor and the changes see the same ' +
           'machine; from the publish call to the last consumer having it',
         agents:

@@ -18,7 +18,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { MemoryMapBackend } from '@meshplane/dataplane';
 import { cloneState, type MeshState } from '@meshplane/domain';
 import { EventStore } from '@meshplane/event-store';
-import { connectNats, readRevisionHeaders, revisionSubject, tailStream } from '@meshplane/messaging';
+import { connectNats, followStream, readRevisionHeaders, revisionSubject } from '@meshplane/messaging';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { type AgentHandle, type Logger, startAgent } from '../../services/agent/src';
@@ -210,22 +210,21 @@ async function start(nodes: string[], head: number): Promise<number[]> {
   return times;
 }
 
-// ---- floor: plain stream readers (tailStream, as the agents read), one NATS connection each
+// ---- floor: plain stream readers (followStream, as the agents read), one NATS connection each
 const floor: { nc: NatsConnection; stop: () => void }[] = [];
 
 async function floorStart(consumers: number[], stream: string): Promise<void> {
   for (const idx of consumers) {
     const nc = await connectNats(data.natsUrl, { name: `bench-floor-${idx}` });
     // The agents' own way of reading the stream (a push consumer per reader, stream-tail.ts).
-    const messages = await tailStream(nc, jetstream(nc), await jetstreamManager(nc, { checkAPI: false }), {
-      stream,
-      startSeq: 1,
-    });
-    floor.push({ nc, stop: () => messages.stop() });
-    void (async () => {
-      for await (const m of messages)
-        event({ type: 'floor-recv', consumer: idx, seq: m.seq, at: nowMs(), bytes: m.data.length });
-    })().catch(() => undefined);
+    const tail = await followStream(
+      nc,
+      jetstream(nc),
+      await jetstreamManager(nc, { checkAPI: false }),
+      { stream, startSeq: 1 },
+      (m) => event({ type: 'floor-recv', consumer: idx, seq: m.seq, at: nowMs(), bytes: m.data.length }),
+    );
+    floor.push({ nc, stop: () => tail.stop() });
   }
 }
 

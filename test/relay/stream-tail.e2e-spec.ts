@@ -1,4 +1,4 @@
-import { type StreamTail, StreamTailError, tailStream } from '@meshplane/messaging';
+import { followStream, type StreamTail, StreamTailError, tailStream } from '@meshplane/messaging';
 import { type JetStreamClient, type JsMsg, jetstream, StorageType } from '@nats-io/jetstream';
 import { type NatsTools, natsTools, randomCluster } from './helpers';
 
@@ -82,6 +82,72 @@ describe('tailStream: how agents and importers read a stream (a push consumer pe
     const next = await tailStream(nats.nc, js, nats.jsm, { stream, startSeq: first.at(-1)!.seq + 1 });
     expect((await take(next, 1))[0]!.seq).toBe(4);
     next.stop();
+  });
+
+  describe('followStream: the same consumer, by callback (what agents use)', () => {
+    /** Resolves once `got` holds `n` messages. */
+    const until = async (got: JsMsg[], n: number) => {
+      for (let i = 0; i < 250 && got.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+    };
+
+    it('calls back for each message in order, from a sequence on; stop() resolves done and deletes the consumer', async () => {
+      const last = (await nats.jsm.streams.info(stream)).state.last_seq;
+      const got: JsMsg[] = [];
+      const f = await followStream(nats.nc, js, nats.jsm, { stream, startSeq: 3 }, (m) => got.push(m));
+      await until(got, last - 2);
+      expect(got.map((m) => m.seq)).toEqual(Array.from({ length: last - 2 }, (_, i) => i + 3));
+      expect(f.pendingAtStart).toBe(last - 2);
+      expect(await consumerNames()).toContain(f.name);
+      // Messages published later arrive by themselves too.
+      await js.publish(subject('b'), new TextEncoder().encode('later'));
+      await until(got, last - 1);
+      expect(got.at(-1)!.seq).toBe(last + 1);
+      f.stop();
+      await expect(f.done).resolves.toBeUndefined();
+      for (let i = 0; i < 50 && (await consumerNames()).includes(f.name); i++)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(await consumerNames()).not.toContain(f.name);
+    });
+
+    it('ends with what the callback threw, and delivers nothing after it', async () => {
+      const seen: number[] = [];
+      const f = await followStream(nats.nc, js, nats.jsm, { stream, startSeq: 1 }, (m) => {
+        seen.push(m.seq);
+        if (m.seq === 2) throw new Error('cannot take revision 2');
+      });
+      await expect(f.done).rejects.toThrow('cannot take revision 2');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(seen).toEqual([1, 2]);
+    });
+
+    it('a consumer lost on the server rejects done with missed heartbeats', async () => {
+      const got: JsMsg[] = [];
+      const f = await followStream(
+        nats.nc,
+        js,
+        nats.jsm,
+        { stream, startSeq: 1, idleHeartbeatMs: 500 },
+        (m) => got.push(m),
+      );
+      await until(got, 3);
+      await nats.jsm.consumers.delete(stream, f.name);
+      const err = await f.done.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(StreamTailError);
+      expect((err as StreamTailError).reason).toBe('heartbeats_missed');
+    });
+
+    it('refuses a start before sequence 1 and a stream that does not exist', async () => {
+      const never = () => undefined;
+      await expect(followStream(nats.nc, js, nats.jsm, { stream, startSeq: 0 }, never)).rejects.toThrow(
+        'startSeq must be a positive integer, got 0',
+      );
+      await expect(
+        followStream(nats.nc, js, nats.jsm, { stream: `${stream}_MISSING`, startSeq: 1 }, never),
+      ).rejects.toThrow(/stream not found/);
+    });
   });
 
   it('refuses a start before sequence 1 and a stream that does not exist', async () => {

@@ -61,12 +61,117 @@ export interface StreamTail extends AsyncIterable<JsMsg> {
 
 export const DEFAULT_TAIL_HEARTBEAT_MS = 5_000;
 
+/**
+ * The same consumer, delivered by callback instead of async iteration: `onMessage` runs inside
+ * the NATS client's read of the socket, for each message in order. What an agent does per
+ * revision is synchronous (it queues the message), and iteration costs three promise hops per
+ * message (the client's queue, this module's generator, the caller's for-await) and keeps the
+ * last message of every consumer alive in the suspended generators until the next one comes:
+ * a hundred agents in one heap then copy a hundred messages through every scavenge.
+ *
+ * `done` resolves after stop() and rejects with why the generation ended otherwise (a
+ * StreamTailError, or what `onMessage` threw). Messages may arrive before the promise this
+ * returns settles: `onMessage` must be ready when it is passed.
+ */
+export interface StreamFollower {
+  readonly name: string;
+  readonly pendingAtStart: number;
+  readonly done: Promise<void>;
+  status(): AsyncIterable<ConsumerNotification>;
+  stop(): void;
+}
+
+export async function followStream(
+  nc: NatsConnection,
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  opts: StreamTailOptions,
+  onMessage: (m: JsMsg) => void,
+): Promise<StreamFollower> {
+  let delivered = 0;
+  let failed = false;
+  const c = await openTail(nc, js, jsm, opts, (m, fail) => {
+    if (failed) return; // the client delivers a few more while it stops
+    const err = deliveryGap(opts.stream, delivered, m);
+    if (err) {
+      failed = true;
+      fail(err);
+      return;
+    }
+    delivered++;
+    try {
+      onMessage(m);
+    } catch (err) {
+      failed = true;
+      fail(err as Error);
+    }
+  });
+  const done = c.messages.closed().then((err) => {
+    c.end();
+    if (err) throw err;
+  });
+  done.catch(() => undefined); // observed by the caller; never an unhandled rejection meanwhile
+  return {
+    name: c.name,
+    pendingAtStart: c.pendingAtStart,
+    done,
+    status: () => c.messages.status(),
+    stop: c.stop,
+  };
+}
+
 export async function tailStream(
   nc: NatsConnection,
   js: JetStreamClient,
   jsm: JetStreamManager,
   opts: StreamTailOptions,
 ): Promise<StreamTail> {
+  const c = await openTail(nc, js, jsm, opts);
+  const { messages } = c;
+  async function* iterate(): AsyncGenerator<JsMsg> {
+    let delivered = 0;
+    try {
+      for await (const m of messages) {
+        const err = deliveryGap(opts.stream, delivered, m);
+        if (err) throw err;
+        delivered++;
+        yield m;
+      }
+    } finally {
+      c.end();
+    }
+  }
+  const it = iterate();
+  return {
+    name: c.name,
+    pendingAtStart: c.pendingAtStart,
+    status: () => messages.status(),
+    stop: c.stop,
+    [Symbol.asyncIterator]: () => it,
+  };
+}
+
+/** Consumer sequences are dense even with a filter: a jump means deliveries were dropped. */
+function deliveryGap(stream: string, delivered: number, m: JsMsg): StreamTailError | undefined {
+  const dseq = m.info.deliverySequence;
+  if (dseq === delivered + 1) return undefined;
+  return new StreamTailError(
+    `delivery gap on ${stream}: expected consumer sequence ${delivered + 1}, got ${dseq} (stream sequence ${m.seq})`,
+    'gap',
+  );
+}
+
+/**
+ * Makes the consumer and its subscription. With `callback` the client calls it for each message
+ * (with `fail` to end the generation); without, the messages queue for iteration.
+ */
+async function openTail(
+  nc: NatsConnection,
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  opts: StreamTailOptions,
+  callback?: (m: JsMsg, fail: (err: Error) => void) => void,
+) {
   if (!Number.isSafeInteger(opts.startSeq) || opts.startSeq < 1)
     throw new RangeError(`tailStream: startSeq must be a positive integer, got ${opts.startSeq}`);
   const hbMs = opts.idleHeartbeatMs ?? DEFAULT_TAIL_HEARTBEAT_MS;
@@ -88,11 +193,11 @@ export async function tailStream(
     deliver_subject: deliverSubject,
     idle_heartbeat: nanos(hbMs),
   });
-  const messages = await pc.consume();
   let stopped = false;
-  const fail = (err: StreamTailError) => {
+  const fail = (err: Error) => {
     if (!stopped) messages.stop(err);
   };
+  const messages = await pc.consume(callback ? { callback: (m) => callback(m, fail) } : {});
   // Watched from before the consumer exists: a reconnect while it is being made may have lost it.
   const connection = nc.status();
   void (async () => {
@@ -124,32 +229,13 @@ export async function tailStream(
     void jsm.consumers.delete(opts.stream, name).catch(() => undefined);
   };
 
-  async function* iterate(): AsyncGenerator<JsMsg> {
-    let delivered = 0;
-    try {
-      for await (const m of messages) {
-        // Consumer sequences are dense even with a filter: a jump means deliveries were dropped.
-        const dseq = m.info.deliverySequence;
-        if (dseq !== delivered + 1)
-          throw new StreamTailError(
-            `delivery gap on ${opts.stream}: expected consumer sequence ${delivered + 1}, got ${dseq} (stream sequence ${m.seq})`,
-            'gap',
-          );
-        delivered = dseq;
-        yield m;
-      }
-    } finally {
-      end();
-    }
-  }
-  const it = iterate();
   return {
+    messages,
     name,
     pendingAtStart: info.num_pending,
-    status: () => messages.status(),
+    end,
     stop() {
       if (!stopped) end();
     },
-    [Symbol.asyncIterator]: () => it,
   };
 }

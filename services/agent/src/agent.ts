@@ -7,7 +7,7 @@ import {
   Reconciler,
 } from '@meshplane/dataplane';
 import type { MeshState } from '@meshplane/domain';
-import { connectNats, provisionStatusBucket, streamName, tailStream } from '@meshplane/messaging';
+import { connectNats, followStream, provisionStatusBucket, streamName } from '@meshplane/messaging';
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AppliedWaiters } from './applied-waiters';
@@ -216,33 +216,35 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
   const consume = async (start: number): Promise<void> => {
     // A push consumer per call (stream-tail.ts): a lost delivery, missed heartbeats or a reconnect
     // end it with an error, and the loop below opens the next one from where this one stopped.
-    const messages = await tailStream(nc, js, jsm, {
-      stream,
-      startSeq: start,
-      idleHeartbeatMs: config.consumerHeartbeatMs,
-    });
-    stopConsumer = () => messages.stop();
-    applier.consumerStarted(start, messages.pendingAtStart);
-    if (stopped) messages.stop();
-    void logConsumerEvents(messages.status(), log);
+    // Each message is queued from the client's socket read (followStream), decoded there, and
+    // the apply loop woken after this turn's I/O.
+    const tail = await followStream(
+      nc,
+      js,
+      jsm,
+      { stream, startSeq: start, idleHeartbeatMs: config.consumerHeartbeatMs },
+      (m) => {
+        observer.received(m.seq);
+        applier.enqueue(m.seq, m.data, m.info.pending, () => m.headers, Date.now());
+        arrived.request();
+      },
+    );
+    stopConsumer = () => tail.stop();
+    applier.consumerStarted(start, tail.pendingAtStart);
+    if (stopped) tail.stop();
+    void logConsumerEvents(tail.status(), log);
     let failure: Error | undefined;
     let pumpEnded = false;
     let pumpError: unknown;
-    const pump = (async () => {
-      try {
-        for await (const m of messages) {
-          observer.received(m.seq);
-          applier.enqueue(m.seq, m.data, m.info.pending, () => m.headers, Date.now());
-          arrived.request();
-        }
-      } catch (err) {
+    const ended = tail.done
+      .catch((err: unknown) => {
         pumpError = err ?? new Error('revision consumer failed');
-      } finally {
+      })
+      .finally(() => {
         pumpEnded = true;
         wake?.();
-      }
-    })();
-    // Applies run beside the pump so that revisions arriving meanwhile pile up and coalesce.
+      });
+    // Applies run between reads, so that revisions arriving meanwhile pile up and coalesce.
     for (;;) {
       if (stopped) break;
       try {
@@ -254,15 +256,15 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       if (applier.backlog > 0) continue; // arrived while applying: coalesce them now
       if (applier.identitiesPending) continue; // a workload cgroup changed
       if (pumpEnded) break;
-      // One fresh promise per wait, resolved by the pump (also when it ends), stop() or a cgroup scan.
-      // Never a race with the pump itself: each race leaves a reaction on a promise that stays
+      // One fresh promise per wait, resolved by a revision, the tail's end, stop() or a cgroup scan.
+      // Never a race with tail.done itself: each race leaves a reaction on a promise that stays
       // pending for the consumer's whole life, ~400 bytes kept per revision.
       await new Promise<void>((r) => {
         wake = r;
       });
     }
-    messages.stop();
-    await pump;
+    tail.stop();
+    await ended;
     if (failure) throw failure;
     if (pumpError !== undefined) throw pumpError;
   };
