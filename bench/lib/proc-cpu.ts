@@ -86,3 +86,28 @@ export function processCpuSince(
   }
   return out;
 }
+
+/** A thread's time on a CPU and its time runnable but waiting for one, ms (schedstat's first two fields). */
+export interface ThreadSched {
+  runMs: number;
+  waitMs: number;
+}
+
+export function parseSchedstat(text: string): ThreadSched | undefined {
+  const [run, wait] = text.trim().split(/\s+/).map(Number);
+  if (!Number.isFinite(run) || !Number.isFinite(wait)) return undefined;
+  return { runMs: run! / 1e6, waitMs: wait! / 1e6 };
+}
+
+/**
+ * The calling thread's schedstat (Linux with schedstats; undefined elsewhere). What separates a
+ * slow stretch that worked from one that waited for a core: on 2 cores the agents' threads
+ * share them with the relay, NATS, Postgres and V8's GC helpers.
+ */
+export function threadSched(): ThreadSched | undefined {
+  try {
+    return parseSchedstat(fs.readFileSync('/proc/thread-self/schedstat', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}

@@ -22,7 +22,7 @@ import { connectNats, followStream, readRevisionHeaders, revisionSubject } from 
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { type AgentHandle, type Logger, startAgent } from '../../services/agent/src';
-import { nowMs } from '../lib';
+import { nowMs, type ThreadSched, threadSched } from '../lib';
 import { type CpuProfile, type ProfileSummary, summarizeProfile } from '../lib/cpu-profile';
 import { type GcStats, GcWatch, settleHeap } from './gc';
 
@@ -84,6 +84,11 @@ export type AgentWorkerReply =
   | { type: 'applied'; node: string; revision: number; at: number; applyMs: number | null }
   /** This thread's core subscriber on the revision subject got `revision` at `at`. */
   | { type: 'seen'; worker: number; revision: number; at: number }
+  /**
+   * From this thread's subscriber having `revision` to its last agent having applied it: the
+   * thread's time on a core and its time waiting for one (schedstat), ms.
+   */
+  | { type: 'thread-sched'; worker: number; revision: number; runMs: number; waitMs: number }
   /** A floor consumer received stream sequence `seq` at `at`. */
   | { type: 'floor-recv'; consumer: number; seq: number; at: number; bytes: number }
   | { type: 'events'; events: AgentWorkerReply[] };
@@ -142,6 +147,38 @@ async function snapshotAt(head: number): Promise<MeshState> {
   return snapshot;
 }
 
+// Per revision: this thread's schedstat when its subscriber had it, and how many agents applied it.
+const spans = new Map<number, { from?: ThreadSched; applied: number }>();
+const reported = new Map<string, number>();
+const spanOf = (revision: number) => {
+  let sp = spans.get(revision);
+  if (!sp) {
+    sp = { applied: 0 };
+    spans.set(revision, sp);
+  }
+  return sp;
+};
+
+/** `node` reached `revision`: counts it for every revision it covered; the last agent closes the span. */
+function countApplied(node: string, revision: number): void {
+  const from = (reported.get(node) ?? revision - 1) + 1;
+  reported.set(node, revision);
+  for (let r = Math.max(from, revision - 100); r <= revision; r++) {
+    const sp = spanOf(r);
+    if (++sp.applied < agents.length) continue;
+    spans.delete(r);
+    const now = threadSched();
+    if (sp.from && now)
+      event({
+        type: 'thread-sched',
+        worker: data.worker,
+        revision: r,
+        runMs: now.runMs - sp.from.runMs,
+        waitMs: now.waitMs - sp.from.waitMs,
+      });
+  }
+}
+
 async function watch(h: AgentHandle): Promise<void> {
   let next = 1;
   while (!stopping) {
@@ -155,6 +192,7 @@ async function watch(h: AgentHandle): Promise<void> {
     // Not status(): that builds the whole history, on the agents' thread, for every apply.
     const s = h.applied();
     event({ type: 'applied', node: h.node, revision: s.revision, at, applyMs: s.durationMs });
+    countApplied(h.node, s.revision);
     next = Math.max(next, s.revision) + 1;
   }
 }
@@ -169,7 +207,11 @@ async function observe(): Promise<void> {
     callback: (_err, m) => {
       const at = nowMs();
       const revision = readRevisionHeaders(m.headers).revision;
-      if (revision !== undefined) event({ type: 'seen', worker: data.worker, revision, at });
+      if (revision === undefined) return;
+      event({ type: 'seen', worker: data.worker, revision, at });
+      spanOf(revision).from = threadSched();
+      // Spans no agent will close (a fleet that grew meanwhile): bounded, not kept forever.
+      for (const r of spans.keys()) if (r < revision - 100) spans.delete(r);
     },
   });
 }

@@ -43,6 +43,8 @@ export class Fleet {
     | undefined;
   /** When each worker thread's own subscriber got each revision: revision -> worker -> time. */
   readonly seen = new Map<number, Map<number, number>>();
+  /** Each worker thread's run and wait time over its span of each revision (see 'thread-sched'). */
+  readonly sched = new Map<number, Map<number, { runMs: number; waitMs: number }>>();
   /** Floor consumers' receipts by stream sequence: consumer -> time. */
   readonly floorRecv = new Map<number, Map<number, number>>();
   floorBytes = 0;
@@ -85,6 +87,13 @@ export class Fleet {
         this.seen.set(m.revision, per);
       }
       per.set(m.worker, m.at);
+    } else if (m.type === 'thread-sched') {
+      let per = this.sched.get(m.revision);
+      if (!per) {
+        per = new Map();
+        this.sched.set(m.revision, per);
+      }
+      per.set(m.worker, { runMs: m.runMs, waitMs: m.waitMs });
     } else if (m.type === 'floor-recv') {
       this.floorBytes = m.bytes;
       let per = this.floorRecv.get(m.seq);
@@ -154,6 +163,13 @@ export class Fleet {
     while ((this.seen.get(revision)?.size ?? 0) < this.activeWorkers && Date.now() < end)
       await new Promise((r) => setTimeout(r, 1));
     return this.seen.get(revision) ?? new Map();
+  }
+
+  /** Worker -> its run and wait time over `revision` (taken: each revision is asked for once). */
+  takeSched(revision: number): Map<number, { runMs: number; waitMs: number }> {
+    const per = this.sched.get(revision) ?? new Map();
+    for (const r of this.sched.keys()) if (r <= revision) this.sched.delete(r);
+    return per;
   }
 
   /** Adds nodes `node-<size>`.. up to `total`, round-robin over the workers; each worker starts its share one at a time. */

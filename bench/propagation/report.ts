@@ -77,6 +77,10 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
         `on them: a thread's last agent applied ${st.thread_received_to_its_last_agent_applied?.p50} ms (p50) after the ` +
         `thread received the revision, ${head.stats.thread_ms_per_agent?.p50} ms per agent (decode, evolve, incremental ` +
         `compile, diff, map writes, checkpoint, status put); worker event-loop utilization ${head.worker_elu.join(', ')}. ` +
+        (head.stats.thread_wait_ms
+          ? `Over its span a thread ran ${head.stats.thread_run_ms?.p50} ms and waited for a core ` +
+            `${head.stats.thread_wait_ms.p50} ms (p50; p99 ${head.stats.thread_run_ms?.p99} and ${head.stats.thread_wait_ms.p99}). `
+          : '') +
         'On real nodes each agent has its own CPU.',
     );
     const cpu = head.cpu_ms_per_change;
@@ -115,12 +119,15 @@ export function findings(m: Record<string, number>, sizes: SizeResult[]): string
   if (slow?.length)
     out.push(
       `the ${slow.length} slowest changes (commit -> all applied; relay, received by every thread, each thread's ` +
-        `span; GC pauses that overlapped, ms per thread; CPU the hypervisor gave to other guests meanwhile, ms over both vCPUs) ` +
+        `span, and of it run/waiting for a core; GC pauses that overlapped, ms per thread; CPU the hypervisor gave to other guests meanwhile, ms over both vCPUs) ` +
         `(steal over all ${head!.changes} changes: ${head!.stats.steal.total_ms} ms, in ${head!.stats.steal.changes_with_steal} of them): ${slow
           .map(
             (x) =>
               `${x.commit_to_all_applied} ms = ${x.committed_to_published} + ${x.published_to_received_by_every_thread} + ` +
               `[${x.thread_received_to_last_applied.join(', ')}]` +
+              (x.thread_run_wait_ms.some(([run]) => run !== null)
+                ? ` (run/wait ${x.thread_run_wait_ms.map(([run, wait]) => `${run}/${wait}`).join(', ')})`
+                : '') +
               (Object.keys(x.gc_ms).length
                 ? ` (GC ${Object.entries(x.gc_ms)
                     .map(([t, ms]) => `${t === 'main' || t === 'relay' ? t : `worker ${t}`} ${ms}`)

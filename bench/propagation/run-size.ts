@@ -213,6 +213,7 @@ export async function runSize(
       const steal = stealMs() - steal0;
       const mainSeen = await theObserver.when(revision);
       const seen = await theFleet.seenBy(revision, 1_000);
+      const sched = theFleet.takeSched(revision);
       const times = [...applied.at.values()];
       const seenTimes = [...seen.values()];
       const threads = Array.from({ length: theFleet.workerCount }, (_, w) => {
@@ -221,7 +222,7 @@ export async function runSize(
           .map(([, at]) => at);
         const got = seen.get(w);
         return mine.length && got !== undefined
-          ? { spanMs: Math.max(...mine) - got, agents: mine.length }
+          ? { spanMs: Math.max(...mine) - got, agents: mine.length, ...sched.get(w) }
           : undefined;
       }).filter((t) => t !== undefined);
       const firstSeen = Math.min(...seenTimes, mainSeen ?? Number.POSITIVE_INFINITY);

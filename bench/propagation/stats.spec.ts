@@ -24,6 +24,10 @@ describe('propagation stage summaries', () => {
       committed_to_published: 1,
       published_to_received_by_every_thread: 1,
       thread_received_to_last_applied: [40, 30],
+      thread_run_wait_ms: [
+        [null, null],
+        [null, null],
+      ],
       gc_ms: {},
       steal_ms: null,
     });
@@ -49,6 +53,21 @@ describe('propagation stage summaries', () => {
     expect(slow.find((x) => x.revision === 2)?.gc_ms).toEqual({ '0': 15, '1': 1 });
     expect(slow.find((x) => x.revision === 3)?.gc_ms).toEqual({ main: 2, relay: 3 });
     expect(slow.find((x) => x.revision === 4)?.gc_ms).toEqual({});
+  });
+
+  it("sums each thread's time on a core and waiting for one, where schedstat was read", () => {
+    const read = samples.map((x, i) => ({
+      ...x,
+      threads: x.threads.map((t) => (i === 0 ? t : { ...t, runMs: 4, waitMs: i })),
+    }));
+    const s = stageSummaries(read);
+    expect(s.thread_run_ms).toMatchObject({ count: 4, p50: 4 });
+    expect(s.thread_wait_ms).toMatchObject({ count: 4, min: 1, max: 3 });
+    expect(s.slowest_changes.find((x) => x.revision === 2)?.thread_run_wait_ms).toEqual([
+      [4, 1],
+      [4, 1],
+    ]);
+    expect(s.slowest_changes.find((x) => x.revision === 1)?.thread_run_wait_ms).toEqual([[null, null]]);
   });
 
   it('keeps a change whose publish was not seen, with the stage unknown', () => {

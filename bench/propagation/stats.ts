@@ -14,8 +14,11 @@ export interface Sample {
   receivedAllThreads: number | undefined;
   first: number;
   all: number;
-  /** Per worker thread: (its last agent applied - the thread received it) and its agent count. */
-  threads: { spanMs: number; agents: number }[];
+  /**
+   * Per worker thread: (its last agent applied - the thread received it), its agent count, and
+   * over that span its time on a core and waiting for one (Linux schedstat; absent elsewhere).
+   */
+  threads: { spanMs: number; agents: number; runMs?: number; waitMs?: number }[];
   applyMs: number[];
   /** Machine-wide /proc/stat steal over the change (all vCPUs, 10 ms ticks): the hypervisor's share. */
   stealMs?: number;
@@ -55,6 +58,13 @@ export function stageSummaries(samples: Sample[], pauses: WorkerPauses = []) {
     thread_ms_per_agent: s(
       samples.flatMap((x) => x.threads.filter((t) => t.agents > 0).map((t) => t.spanMs / t.agents)),
     ),
+    /** A thread's time on a core, and waiting for one, over its span: work vs. contention. */
+    thread_run_ms: s(
+      samples.flatMap((x) => x.threads.flatMap((t) => (t.runMs === undefined ? [] : [t.runMs]))),
+    ),
+    thread_wait_ms: s(
+      samples.flatMap((x) => x.threads.flatMap((t) => (t.waitMs === undefined ? [] : [t.waitMs]))),
+    ),
     agent_reconciler_apply_ms_integer: s(applies),
     /** Steal over all changes (ms, all vCPUs) and how many changes saw any. */
     steal: {
@@ -90,6 +100,8 @@ function slowest(samples: Sample[], n: number, pauses: WorkerPauses) {
           : x.receivedAllThreads - x.published,
       ),
       thread_received_to_last_applied: x.threads.map((t) => r(t.spanMs)),
+      // Of each span: ms on a core, ms waiting for one.
+      thread_run_wait_ms: x.threads.map((t) => [r(t.runMs), r(t.waitMs)]),
       // GC pauses that overlapped commit -> all applied, ms per thread (worker index or main).
       gc_ms: gcOverlap(pauses, x.commit, x.all),
       steal_ms: x.stealMs ?? null,
