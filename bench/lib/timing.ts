@@ -170,3 +170,41 @@ export function formatMs(ms: number): string {
 export function progress(t0: number, msg: string): void {
   process.stderr.write(`[${((nowMs() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`);
 }
+
+export interface QuietOptions {
+  /** Length of each look, ms. */
+  windowMs?: number;
+  /** Quiet: this process used less than this share of one core over a window. */
+  maxCoreShare?: number;
+  /** Give up after this long (the result says it never got quiet). */
+  maxMs?: number;
+  /** This process's CPU ms so far (all threads); injected by tests. */
+  cpuMs?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * Waits until this process is (nearly) idle: after a full GC of a large heap, V8 sweeps and
+ * unmaps on its background threads for seconds, and work measured meanwhile waits for a core.
+ * Returns how long it waited and whether it got quiet.
+ */
+export async function untilQuiet(opts: QuietOptions = {}): Promise<{ waitedMs: number; quiet: boolean }> {
+  const windowMs = opts.windowMs ?? 250;
+  const limit = (opts.maxCoreShare ?? 0.05) * windowMs;
+  const maxMs = opts.maxMs ?? 15_000;
+  const cpuMs =
+    opts.cpuMs ??
+    (() => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    });
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  let waitedMs = 0;
+  while (waitedMs < maxMs) {
+    const before = cpuMs();
+    await sleep(windowMs);
+    waitedMs += windowMs;
+    if (cpuMs() - before < limit) return { waitedMs, quiet: true };
+  }
+  return { waitedMs, quiet: false };
+}

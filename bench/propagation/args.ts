@@ -23,8 +23,13 @@ export const DEFAULTS = {
    * Changes committed after each fleet (re)start and before the measured ones, reported apart
    * (`warmup` of each combination): the agents' first changes pay for the start-up's garbage and
    * code not yet optimized, which bootstrap_10k_ms and fleet_start_ms_per_agent measure instead.
+   * The settle GC deoptimizes most of the hot code ("weak objects"), and V8 re-optimizes it on its
+   * background threads while the next changes run: with 100 agents those threads ran ~11 ms per
+   * change over the first 20 changes after the settle, ~4 over the next 20, and ~1 (steady) from
+   * about the 50th on (schedstat of the bench's threads). With 20 the first measured changes
+   * waited for them: the first 30 averaged 20-26 ms against 18 for the rest of the run.
    */
-  warmupChanges: 20,
+  warmupChanges: 60,
   /**
    * A full GC in each worker after a fleet (re)start, before the warm-up. The simulation gives 50
    * agents one heap with a high limit, so the garbage of 50 bootstraps sits in old space (0.5 to

@@ -26,6 +26,7 @@ import {
   stealMs,
   summarize,
   type TempDatabases,
+  untilQuiet,
 } from '../lib';
 import { ACTOR, type Args, NATS_URL, REASON } from './args';
 import { Fleet } from './fleet';
@@ -277,8 +278,14 @@ export async function runSize(
         ? { relay: roundedHeap(await relay!.settle()), main: roundedHeap(settleHeap()) }
         : undefined;
       // V8 sweeps and unmaps what the settle freed (0.5-1.3 GB per worker) on background threads;
-      // in the apply benchmark that doubled the time of what ran beside it.
-      if (settled) await sleep(1000);
+      // in the apply benchmark that doubled the time of what ran beside it. The warm-up starts
+      // once this process is idle (it was a fixed second).
+      const quiet = settled ? await untilQuiet() : undefined;
+      if (quiet && !quiet.quiet)
+        progress(
+          t0,
+          `[${cluster}] still busy ${formatMs(quiet.waitedMs)} after the heap settle; measuring anyway`,
+        );
       const warmup: Sample[] = [];
       for (let k = 0; k < args.warmupChanges; k++) {
         const x = await commitAndWait();
@@ -343,6 +350,7 @@ export async function runSize(
         worker_elu: st.map((w) => round(w.elu, 3)),
         worker_heap_mb: st.map((w) => Math.round(w.heapUsedMb)),
         ...(settled ? { worker_heap_settled_mb: settled } : {}),
+        ...(quiet ? { settle_quiet_wait_ms: quiet.waitedMs } : {}),
         ...(settledOthers
           ? { relay_heap_settled_mb: settledOthers.relay, main_heap_settled_mb: settledOthers.main }
           : {}),

@@ -176,6 +176,8 @@ export interface Combination {
   /** The relay thread's and the main thread's, in the same pass. */
   relay_heap_settled_mb?: { before: number; after: number };
   main_heap_settled_mb?: { before: number; after: number };
+  /** How long this process stayed busy after that GC (V8's background sweeping) before the warm-up began. */
+  settle_quiet_wait_ms?: number;
   rss_mb: number;
   /** Garbage collection during the measured changes: the main thread and each worker thread. */
   gc: { main: Omit<GcStats, 'pauses'>; relay: Omit<GcStats, 'pauses'>; workers: Omit<GcStats, 'pauses'>[] };
