@@ -25,7 +25,8 @@
  * CPU time per change (`cpu_ms_per_change` of each combination, and per floor message): this
  * process's CPU (agents, relay, commits; every thread) and nats-server's and postgres's from
  * /proc, over the measured changes. Latency on 2 cores mixes work and waiting for a core; CPU
- * time shows the work, and which process does it.
+ * time shows the work, and which process does it. Per change and worker thread, its own
+ * schedstat tells the two apart (`thread_run_ms`, `thread_wait_ms`, and in `slowest_changes`).
  *
  * After the headline, `--profile-changes` more changes run with worker 0 under the V8 profiler
  * (`details…agent_profile`): its time per agent and change by group, by function and by source
