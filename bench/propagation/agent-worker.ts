@@ -22,7 +22,7 @@ import { connectNats, followStream, readRevisionHeaders, revisionSubject } from 
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { type AgentHandle, type Logger, startAgent } from '../../services/agent/src';
-import { nowMs, type ThreadSched, threadSched } from '../lib';
+import { nowMs, type ThreadSched, threadSchedReader } from '../lib';
 import { type CpuProfile, type ProfileSummary, summarizeProfile } from '../lib/cpu-profile';
 import { type GcStats, GcWatch, settleHeap } from './gc';
 
@@ -147,6 +147,7 @@ async function snapshotAt(head: number): Promise<MeshState> {
   return snapshot;
 }
 
+const threadSched = threadSchedReader();
 // Per revision: this thread's schedstat when its subscriber had it, and how many agents applied it.
 const spans = new Map<number, { from?: ThreadSched; applied: number }>();
 const reported = new Map<string, number>();
