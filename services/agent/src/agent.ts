@@ -234,14 +234,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     if (stopped) tail.stop();
     void logConsumerEvents(tail.status(), log);
     let failure: Error | undefined;
-    let pumpEnded = false;
-    let pumpError: unknown;
+    let tailEnded = false;
+    let tailError: unknown;
     const ended = tail.done
       .catch((err: unknown) => {
-        pumpError = err ?? new Error('revision consumer failed');
+        tailError = err ?? new Error('revision consumer failed');
       })
       .finally(() => {
-        pumpEnded = true;
+        tailEnded = true;
         wake?.();
       });
     // Applies run between reads, so that revisions arriving meanwhile pile up and coalesce.
@@ -255,7 +255,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
       }
       if (applier.backlog > 0) continue; // arrived while applying: coalesce them now
       if (applier.identitiesPending) continue; // a workload cgroup changed
-      if (pumpEnded) break;
+      if (tailEnded) break;
       // One fresh promise per wait, resolved by a revision, the tail's end, stop() or a cgroup scan.
       // Never a race with tail.done itself: each race leaves a reaction on a promise that stays
       // pending for the consumer's whole life, ~400 bytes kept per revision.
@@ -266,7 +266,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
     tail.stop();
     await ended;
     if (failure) throw failure;
-    if (pumpError !== undefined) throw pumpError;
+    if (tailError !== undefined) throw tailError;
   };
 
   const run = async (): Promise<void> => {
