@@ -18,6 +18,11 @@ describe('untilQuiet', () => {
     expect(r).toEqual({ waitedMs: 400, quiet: true });
   });
 
+  it('waits at least minMs even when the first windows are quiet', async () => {
+    const r = await untilQuiet({ windowMs: 250, minMs: 1000, ...fake([0, 0, 0, 0, 0]) });
+    expect(r).toEqual({ waitedMs: 1000, quiet: true });
+  });
+
   it('gives up after maxMs and says it never got quiet', async () => {
     const r = await untilQuiet({ windowMs: 100, maxMs: 300, ...fake([90, 90, 90, 90, 0]) });
     expect(r).toEqual({ waitedMs: 300, quiet: false });

@@ -176,6 +176,8 @@ export interface QuietOptions {
   windowMs?: number;
   /** Quiet: this process used less than this share of one core over a window. */
   maxCoreShare?: number;
+  /** Wait at least this long, however quiet the first windows look. */
+  minMs?: number;
   /** Give up after this long (the result says it never got quiet). */
   maxMs?: number;
   /** This process's CPU ms so far (all threads); injected by tests. */
@@ -204,7 +206,7 @@ export async function untilQuiet(opts: QuietOptions = {}): Promise<{ waitedMs: n
     const before = cpuMs();
     await sleep(windowMs);
     waitedMs += windowMs;
-    if (cpuMs() - before < limit) return { waitedMs, quiet: true };
+    if (cpuMs() - before < limit && waitedMs >= (opts.minMs ?? 0)) return { waitedMs, quiet: true };
   }
   return { waitedMs, quiet: false };
 }

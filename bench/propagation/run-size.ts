@@ -279,8 +279,10 @@ export async function runSize(
         : undefined;
       // V8 sweeps and unmaps what the settle freed (0.5-1.3 GB per worker) on background threads;
       // in the apply benchmark that doubled the time of what ran beside it. The warm-up starts
-      // once this process is idle (it was a fixed second).
-      const quiet = settled ? await untilQuiet() : undefined;
+      // after a second, and later while this process is still busy. Not earlier: in the apply
+      // benchmark an idle-looking quarter second right after its settle was followed by more of
+      // that work (the next measurement took 66-70 µs instead of 41-44).
+      const quiet = settled ? await untilQuiet({ minMs: 1000 }) : undefined;
       if (quiet && !quiet.quiet)
         progress(
           t0,
